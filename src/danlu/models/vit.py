@@ -1,0 +1,142 @@
+"""Vision Transformer (Dosovitskiy et al. 2021): patches -> tokens -> pre-norm transformer -> head.
+
+`VisionTransformer` uses timm's argument and parameter names (so timm/DeiT checkpoints load), and
+`ViT` takes vit-pytorch's constructor keywords. Attention is fused (`F.scaled_dot_product_attention`).
+Any input size divisible by the patch size works: the position embedding of the patch grid is
+interpolated to the runtime grid (class token kept); at the configured size it is used as is.
+"""
+import torch
+from torch import nn
+
+from .layers import Attention, DropPath, Mlp, check_image, resample_grid, to_2tuple
+from .registry import register_model
+
+
+class PatchEmbed(nn.Module):
+    """Non-overlapping patches projected to `dim` by a strided convolution."""
+
+    def __init__(self, patch_size, in_chans, dim):
+        super().__init__()
+        self.patch_size = to_2tuple(patch_size)
+        self.proj = nn.Conv2d(in_chans, dim, self.patch_size, self.patch_size)
+
+    def forward(self, x):
+        return self.proj(x)  # (B, dim, H/p, W/p)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, dim, heads, mlp_dim, dim_head=None, qkv_bias=True, drop=0.0, attn_drop=0.0, drop_path=0.0):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads, dim_head, qkv_bias, attn_drop, drop)
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, mlp_dim, drop=drop)
+
+    def forward(self, x):
+        x = x + self.drop_path(self.attn(self.norm1(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class VisionTransformer(nn.Module):
+    def __init__(self, img_size=224, patch_size=16, in_chans=3, num_classes=1000, embed_dim=768, depth=12,
+                 num_heads=12, mlp_ratio=4.0, dim_head=None, qkv_bias=True, global_pool="token",
+                 drop_rate=0.0, pos_drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.0):
+        super().__init__()
+        if global_pool not in ("token", "avg"):
+            raise ValueError(f"global_pool must be 'token' or 'avg', got {global_pool!r}")
+        self.img_size, patch_size = to_2tuple(img_size), to_2tuple(patch_size)
+        if self.img_size[0] % patch_size[0] or self.img_size[1] % patch_size[1]:
+            raise ValueError(f"image size {self.img_size} must be divisible by the patch size {patch_size}")
+        self.in_chans, self.num_classes, self.global_pool = in_chans, num_classes, global_pool
+        self.num_features = self.embed_dim = embed_dim
+        self.grid = (self.img_size[0] // patch_size[0], self.img_size[1] // patch_size[1])
+        self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
+        self.num_prefix_tokens = 1 if global_pool == "token" else 0
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if self.num_prefix_tokens else None
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.num_prefix_tokens + self.grid[0] * self.grid[1], embed_dim))
+        self.pos_drop = nn.Dropout(pos_drop_rate)
+        dpr = torch.linspace(0, drop_path_rate, depth).tolist()
+        mlp_dim = int(embed_dim * mlp_ratio)
+        self.blocks = nn.Sequential(*[Block(embed_dim, num_heads, mlp_dim, dim_head, qkv_bias, drop_rate,
+                                            attn_drop_rate, dpr[i]) for i in range(depth)])
+        self.norm = nn.LayerNorm(embed_dim)
+        self.head_drop = nn.Dropout(drop_rate)
+        self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self._init_weights()
+
+    def _init_weights(self):
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        if self.cls_token is not None:
+            nn.init.normal_(self.cls_token, std=1e-6)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def no_weight_decay(self):
+        return {"pos_embed", "cls_token"}
+
+    def _pos_embed(self, x):
+        grid = x.shape[-2:]
+        x = x.flatten(2).transpose(1, 2)
+        prefix, patches = self.pos_embed[:, :self.num_prefix_tokens], self.pos_embed[:, self.num_prefix_tokens:]
+        pos = torch.cat([prefix, resample_grid(patches, self.grid, grid)], dim=1) if grid != self.grid else self.pos_embed
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        return self.pos_drop(x + pos)
+
+    def forward_features(self, x):
+        check_image(x, self.in_chans, self.patch_embed.patch_size, type(self).__name__)
+        x = self._pos_embed(self.patch_embed(x))
+        return self.norm(self.blocks(x))
+
+    def forward_head(self, x, pre_logits=False):
+        x = x[:, 0] if self.global_pool == "token" else x.mean(dim=1)
+        x = self.head_drop(x)
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x):
+        return self.forward_head(self.forward_features(x))
+
+
+def ViT(*, image_size, patch_size, num_classes, dim, depth, heads, mlp_dim, pool="cls", channels=3,
+        dim_head=64, dropout=0.0, emb_dropout=0.0):
+    """A ViT built from vit-pytorch's constructor keywords (fused attention, resizable position embedding)."""
+    if pool not in ("cls", "mean"):
+        raise ValueError(f"pool must be 'cls' or 'mean', got {pool!r}")
+    return VisionTransformer(img_size=image_size, patch_size=patch_size, in_chans=channels, num_classes=num_classes,
+                             embed_dim=dim, depth=depth, num_heads=heads, mlp_ratio=mlp_dim / dim, dim_head=dim_head,
+                             qkv_bias=False, global_pool="token" if pool == "cls" else "avg",
+                             drop_rate=dropout, pos_drop_rate=emb_dropout)
+
+
+_SIZES = {"tiny": (192, 12, 3), "small": (384, 12, 6), "base": (768, 12, 12), "large": (1024, 24, 16)}
+
+
+def _vit(size, **kwargs):
+    dim, depth, heads = _SIZES[size]
+    return VisionTransformer(embed_dim=dim, depth=depth, num_heads=heads, **{"patch_size": 16, **kwargs})
+
+
+@register_model(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+def vit_tiny_patch16_224(**kwargs):
+    return _vit("tiny", **kwargs)
+
+
+@register_model(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+def vit_small_patch16_224(**kwargs):
+    return _vit("small", **kwargs)
+
+
+@register_model(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+def vit_base_patch16_224(**kwargs):
+    return _vit("base", **kwargs)
+
+
+@register_model(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+def vit_large_patch16_224(**kwargs):
+    return _vit("large", **kwargs)
