@@ -8,7 +8,7 @@ interpolated to the runtime grid (class token kept); at the configured size it i
 import torch
 from torch import nn
 
-from .layers import Attention, DropPath, Mlp, check_image, resample_grid, to_2tuple
+from .layers import Attention, DropPath, Mlp, drop_path_rates, check_image, resample_grid, to_2tuple
 from .registry import register_model
 
 
@@ -58,7 +58,7 @@ class VisionTransformer(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if self.num_prefix_tokens else None
         self.pos_embed = nn.Parameter(torch.zeros(1, self.num_prefix_tokens + self.grid[0] * self.grid[1], embed_dim))
         self.pos_drop = nn.Dropout(pos_drop_rate)
-        dpr = torch.linspace(0, drop_path_rate, depth).tolist()
+        dpr = drop_path_rates(drop_path_rate, depth)
         mlp_dim = int(embed_dim * mlp_ratio)
         self.blocks = nn.Sequential(*[Block(embed_dim, num_heads, mlp_dim, dim_head, qkv_bias, drop_rate,
                                             attn_drop_rate, dpr[i]) for i in range(depth)])

@@ -20,3 +20,8 @@ class DropPath(nn.Module):
 
     def extra_repr(self):
         return f"p={self.p}"
+
+
+def drop_path_rates(rate, depth):
+    """The linear stochastic-depth schedule: 0 for the first block up to `rate` for the last."""
+    return [rate * i / max(depth - 1, 1) for i in range(depth)]

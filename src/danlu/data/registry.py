@@ -1,0 +1,41 @@
+"""Data set registry: `register_dataset`, `create_dataset`, `list_datasets`.
+
+A builder `fn(root=None, download=False, **kwargs) -> DataBundle` returns the train set, the test
+set when the data set has one (otherwise None: the trainer then holds out a validation split), the
+class names and what kind of input the model receives.
+"""
+import difflib
+from dataclasses import dataclass, field
+
+from torch.utils.data import Dataset
+
+_BUILDERS = {}
+
+
+@dataclass
+class DataBundle:
+    train: Dataset
+    test: Dataset | None
+    classes: list
+    input_kind: str = "image"         # 'image': (C, H, W) float tensors; 'tokens': LongTensor of ids
+    input_size: tuple | None = None   # (C, H, W) of the stored images, for building a matching model
+    meta: dict = field(default_factory=dict)  # e.g. the text vocabulary
+
+
+def register_dataset(name):
+    def wrap(fn):
+        _BUILDERS[name] = fn
+        return fn
+    return wrap
+
+
+def list_datasets():
+    return sorted(_BUILDERS)
+
+
+def create_dataset(name, root=None, download=False, **kwargs):
+    if name not in _BUILDERS:
+        close = difflib.get_close_matches(name, _BUILDERS, n=3, cutoff=0.4)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown dataset '{name}'{hint} (known: {', '.join(list_datasets())})")
+    return _BUILDERS[name](root=root, download=download, **kwargs)
