@@ -1,0 +1,21 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    """The shared real data (MNIST, CIFAR-10, rt-polarity, images): $DANLU_DATA or ../shared/data."""
+    path = Path(os.environ.get("DANLU_DATA", REPO.parent / "shared" / "data"))
+    if not path.is_dir():
+        pytest.skip(f"real data not found at {path}; set DANLU_DATA to the shared data folder")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    torch.manual_seed(0)
