@@ -1,0 +1,94 @@
+"""Optimizers and schedules by name: `create_optimizer(model, 'adamw', lr=1e-3, weight_decay=0.05)`."""
+import difflib
+
+from torch import nn
+
+from . import optimizers as _opt
+from . import schedules as _sched
+
+# The seed's names (sgd, sgdm, nag, ...) and torch's class names, lower-cased, to (class, preset kwargs).
+OPTIMIZERS = {
+    "sgd": (_opt.SGD, {}),
+    "sgdm": (_opt.SGD, {"momentum": 0.9}),
+    "momentum": (_opt.SGD, {"momentum": 0.9}),
+    "nag": (_opt.SGD, {"momentum": 0.9, "nesterov": True}),
+    "nesterov": (_opt.SGD, {"momentum": 0.9, "nesterov": True}),
+    "adagrad": (_opt.Adagrad, {}),
+    "adadelta": (_opt.Adadelta, {}),
+    "rmsprop": (_opt.RMSprop, {}),
+    "adam": (_opt.Adam, {}),
+    "adamw": (_opt.AdamW, {}),
+    "amsgrad": (_opt.Adam, {"amsgrad": True}),
+    "nadam": (_opt.NAdam, {}),
+}
+
+SCHEDULES = ("none", "step", "multistep", "cosine", "plateau")
+
+
+def _unknown(kind, name, choices):
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    return ValueError(f"Unknown {kind} '{name}'.{hint} Choose one of: {', '.join(choices)}.")
+
+
+def param_groups_weight_decay(model, weight_decay):
+    """Two groups: decayed weights, and biases / 1-D params (norm weights) / `model.no_weight_decay()` undecayed."""
+    skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 or name.endswith(".bias") or name in skip else decay).append(p)
+    return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": weight_decay}]
+
+
+def create_optimizer(model_or_params, name="sgd", lr=None, weight_decay=0.0, **kwargs):
+    """Build the optimizer `name` (case-insensitive) over a module's parameters or an iterable of params/groups.
+
+    Given an `nn.Module` and `weight_decay > 0`, biases, 1-D parameters and the names in `model.no_weight_decay()`
+    go into a group with weight decay 0. `lr=None` keeps the optimizer's own default; other keyword arguments
+    (momentum, betas, eps, ...) go to the optimizer and override the name's presets (e.g. 'sgdm' is momentum 0.9).
+    """
+    key = name.lower()
+    if key not in OPTIMIZERS:
+        raise _unknown("optimizer", name, list(OPTIMIZERS))
+    cls, preset = OPTIMIZERS[key]
+    if isinstance(model_or_params, nn.Module):
+        params = (param_groups_weight_decay(model_or_params, weight_decay) if weight_decay
+                  else [p for p in model_or_params.parameters() if p.requires_grad])
+    else:
+        params = model_or_params
+    opts = {**preset, **kwargs, "weight_decay": weight_decay}
+    if lr is not None:
+        opts["lr"] = lr
+    return cls(params, **opts)
+
+
+def create_scheduler(optimizer, name, epochs, steps_per_epoch=1, warmup_epochs=0, **kwargs):
+    """Build a schedule on torch's protocol; its `interval` says whether to step it per 'step' or per 'epoch'.
+
+    - 'none': returns None.
+    - 'step': kwargs `step_size` (epochs, default max(epochs // 3, 1)), `gamma` (0.1).
+    - 'multistep': kwargs `milestones` (epochs, default [epochs/2, 3*epochs/4]), `gamma` (0.1).
+    - 'cosine': linear warm-up for `warmup_epochs`, then cosine to `min_lr_ratio` (0) x lr at the end.
+    - 'plateau': torch's ReduceLROnPlateau kwargs (mode, factor, patience, ...); step it with the validation loss.
+    """
+    key = name.lower()
+    if key not in SCHEDULES:
+        raise _unknown("schedule", name, list(SCHEDULES))
+    if key == "none":
+        return None
+    if key == "plateau":
+        if warmup_epochs:
+            raise ValueError("The plateau schedule has no warm-up; use warmup_epochs=0 or the cosine schedule.")
+        return _sched.Plateau(optimizer, **kwargs)
+    common = {"steps_per_epoch": steps_per_epoch, "warmup_epochs": warmup_epochs}
+    if key == "step":
+        return _sched.step_decay(optimizer, kwargs.pop("step_size", max(epochs // 3, 1)), **kwargs, **common)
+    if key == "multistep":
+        milestones = kwargs.pop("milestones", [epochs // 2, (3 * epochs) // 4])
+        return _sched.multistep_decay(optimizer, milestones, **kwargs, **common)
+    return _sched.cosine_decay(optimizer, epochs, **kwargs, **common)
+
+
+__all__ = ["OPTIMIZERS", "SCHEDULES", "create_optimizer", "create_scheduler", "param_groups_weight_decay"]
