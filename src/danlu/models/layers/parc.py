@@ -1,0 +1,269 @@
+"""ParC, the position-aware circular convolution (ParC-Net, ECCV 2022) and its FFT form (Fast-ParC).
+
+A ParC layer mixes a whole row or column of the feature map with one global kernel as long as that
+row or column. Directions use the paper's naming:
+
+- ``'H'`` (ParC-H): the kernel runs along the width, ``y[c,i,j] = b[c] + sum_s k[c,s] x[c,i,(j+s) % W]``;
+- ``'V'`` (ParC-V): the kernel runs along the height, ``y[c,i,j] = b[c] + sum_s k[c,s] x[c,(i+s) % H,j]``.
+
+The official code names them the other way round: its ``type='H'`` (module ``gcc_H``) has a (K, 1)
+kernel along the height, i.e. the paper's ParC-V. The ParC networks map the official keys onto
+``parc_v`` / ``parc_h`` in their ``checkpoint_filter_fn``.
+
+A learnable positional embedding (one value per channel and position along the kernel's axis) is
+added to the input before the convolution. Kernel and embedding are stored at ``base_size`` and
+resized to the runtime length by bilinear interpolation with ``align_corners=True`` (as the official
+detection/segmentation code does), each direction from its own axis, so any H x W works; at the base
+size they are used as stored, without interpolation.
+
+Two exact implementations, chosen by the ``impl`` attribute (changeable at any time):
+
+- ``'spatial'``: the input concatenated with its first N-1 rows (columns), then a valid convolution:
+  the official semantics (circular cross-correlation), O(N) work per output; this is the form ONNX
+  exports.
+- ``'fft'``: ``irfft(rfft(x + pe) * conj(rfft(k)), n=N)`` along the one axis (a product in frequency
+  space is a circular cross-correlation when the kernel spectrum is conjugated), O(log N) per output.
+- ``'auto'``: times both on the first call for each (shape, dtype, device, grad mode, groups,
+  direction) and then uses the faster; timings are cached for the whole process in ``ParC.auto_choices``.
+
+For ONNX export use ``export_mode(model, example_input)`` (a context manager) or
+``freeze_parc(model, example_input)`` / ``unfreeze_parc(model)``: each ParC layer's kernel and
+embedding are fixed at the size it sees for ``example_input`` (``ParC.freeze(size)``) and the
+spatial form is forced, so the exported graph holds constant kernels and no interpolation.
+"""
+import time
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+IMPLS = ("spatial", "fft", "auto")
+
+
+def _resize(t, n, dim):
+    """Bilinear (align_corners=True) resize of t along dim (-2 or -1) to length n; t itself when already n."""
+    if t.shape[dim] == n:
+        return t
+    size = (n, 1) if dim == -2 else (1, n)
+    return F.interpolate(t, size=size, mode="bilinear", align_corners=True)
+
+
+def parc_spatial(x, weight, pe, bias, groups, dim):
+    """Circular cross-correlation along dim by concatenation + valid convolution (the official form)."""
+    if pe is not None:
+        x = x + pe
+    x = torch.cat([x, x[:, :, :-1]] if dim == -2 else [x, x[..., :-1]], dim=dim)
+    return F.conv2d(x, weight, bias, groups=groups)
+
+
+def parc_fft(x, weight, pe, bias, groups, dim):
+    """The same circular cross-correlation through a real FFT along dim only.
+
+    The positional embedding and the bias do not depend on the batch or on the other axis, so their
+    contribution is formed once in frequency space (pe -> rfft(pe) * K, bias -> the DC bin times N)
+    and fused into the product, instead of two passes over the full tensor.
+    """
+    if x.dtype in (torch.float16, torch.bfloat16):  # no CPU FFT in half precision (autocast): run in float32
+        up = [t.float() if t is not None else None for t in (x, weight, pe, bias)]
+        return parc_fft(*up, groups, dim).to(x.dtype)
+    n, c_out = x.shape[dim], weight.shape[0]
+    spec = torch.fft.rfft(weight.flatten(2), dim=-1).conj()  # (C_out, C_in/g, F)
+    x_f = torch.fft.rfft(x, dim=dim)  # (B, C, F, W) for dim=-2, (B, C, H, F) for dim=-1
+    offset = None
+    if pe is not None:
+        offset = _mix(torch.fft.rfft(pe, dim=dim), spec, groups, dim)
+    if bias is not None:
+        dc = torch.zeros(c_out, spec.shape[-1], dtype=spec.dtype, device=spec.device)
+        dc[:, 0] = bias * n  # irfft divides by n, so a constant b is b*n in the DC bin
+        dc = dc.view(1, c_out, -1, 1) if dim == -2 else dc.view(1, c_out, 1, -1)
+        offset = dc if offset is None else offset + dc
+    if groups == x.shape[1] == c_out:  # depthwise: one elementwise product
+        k = spec.view(1, c_out, -1, 1) if dim == -2 else spec.view(1, c_out, 1, -1)
+        y_f = x_f * k if offset is None else torch.addcmul(offset, x_f, k)
+    else:
+        y_f = _mix(x_f, spec, groups, dim)
+        if offset is not None:
+            y_f = y_f + offset
+    return torch.fft.irfft(y_f, n=n, dim=dim)
+
+
+def _mix(x_f, spec, groups, dim):
+    """Grouped channel mixing per frequency: y[b,o,f] = sum_i x[b,i,f] * spec[o,i,f] within each group."""
+    b, c_in = x_f.shape[:2]
+    c_out, cg, nf = spec.shape
+    if dim == -1:
+        x_f = x_f.transpose(-1, -2)  # the frequency axis second to last in both directions
+    rest = x_f.shape[-1]
+    xg = x_f.reshape(b, groups, cg, nf, rest)
+    sg = spec.view(groups, c_out // groups, cg, nf)
+    y = torch.einsum("bgifr,goif->bgofr", xg, sg).reshape(b, c_out, nf, rest)
+    return y if dim == -2 else y.transpose(-1, -2)
+
+
+_IMPL_FNS = {"spatial": parc_spatial, "fft": parc_fft}
+
+
+class ParC(nn.Module):
+    """Position-aware circular convolution along one axis, with a global (map-long) kernel.
+
+    Args:
+        channels: input and output channels.
+        direction: 'H' (kernel along the width) or 'V' (kernel along the height), paper naming.
+        base_size: stored kernel/embedding length (the feature size at the training resolution).
+        groups: None for depthwise (groups=channels), 1 for dense, or any divisor of channels.
+        bias: learn a per-channel bias.
+        use_pe: learn a positional embedding added before the convolution.
+        impl: 'spatial', 'fft' or 'auto' (see the module docstring); an attribute, changeable later.
+
+    Parameters use conv layouts, so official checkpoints map one to one: ``weight`` is
+    (C, C/groups, base_size, 1) for 'V' and (C, C/groups, 1, base_size) for 'H'; ``pe`` is
+    (1, C, base_size, 1) or (1, C, 1, base_size).
+    """
+
+    auto_choices = {}  # (shape, dtype, device, grad, groups, direction) -> measured faster impl, shared
+
+    def __init__(self, channels, direction, base_size, groups=None, bias=True, use_pe=True, impl="spatial"):
+        super().__init__()
+        direction = str(direction).upper()
+        if direction not in ("H", "V"):
+            raise ValueError(f"ParC direction must be 'H' (kernel along the width) or 'V' (along the height), got {direction!r}")
+        groups = channels if groups is None else groups
+        if channels % groups:
+            raise ValueError(f"ParC groups={groups} must divide channels={channels}; use None for depthwise or 1 for dense")
+        self.channels, self.direction, self.base_size, self.groups = channels, direction, int(base_size), groups
+        self.dim = -1 if direction == "H" else -2
+        shape = (1, base_size) if direction == "H" else (base_size, 1)
+        self.weight = nn.Parameter(torch.empty(channels, channels // groups, *shape))
+        self.bias = nn.Parameter(torch.zeros(channels)) if bias else None
+        self.pe = nn.Parameter(torch.empty(1, channels, *shape)) if use_pe else None
+        self.impl = impl
+        self.register_buffer("frozen_weight", None, persistent=False)
+        self.register_buffer("frozen_pe", None, persistent=False)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        # trunc-normal(.02) kernel and embedding, zero bias: the official ParC ConvNets' init
+        nn.init.trunc_normal_(self.weight, std=0.02)
+        if self.pe is not None:
+            nn.init.trunc_normal_(self.pe, std=0.02)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    @property
+    def impl(self):
+        return self._impl
+
+    @impl.setter
+    def impl(self, value):
+        if value not in IMPLS:
+            raise ValueError(f"ParC impl must be one of {IMPLS}, got {value!r}")
+        self._impl = value
+
+    def kernel_and_pe(self, n):
+        """Kernel and positional embedding resized to runtime length n (the stored tensors when n == base_size)."""
+        pe = None if self.pe is None else _resize(self.pe, n, self.dim)
+        return _resize(self.weight, n, self.dim), pe
+
+    def forward(self, x):
+        if x.ndim != 4 or x.shape[1] != self.channels:
+            raise ValueError(f"ParC expects a (batch, {self.channels}, height, width) tensor, got shape {tuple(x.shape)}")
+        n = x.shape[self.dim]
+        if self.frozen_weight is not None:
+            if n != self.frozen_weight.shape[self.dim]:
+                raise ValueError(f"this ParC is frozen at length {self.frozen_weight.shape[self.dim]} by freeze() but got "
+                                 f"length {n}; call unfreeze() or freeze it at the new size")
+            return parc_spatial(x, self.frozen_weight, self.frozen_pe, self.bias, self.groups, self.dim)
+        weight, pe = self.kernel_and_pe(n)
+        impl = self._choose(x, weight, pe) if self._impl == "auto" else self._impl
+        return _IMPL_FNS[impl](x, weight, pe, self.bias, self.groups, self.dim)
+
+    def _choose(self, x, weight, pe):
+        grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
+        key = (tuple(x.shape), x.dtype, str(x.device), grad, self.groups, self.direction)
+        choice = self.auto_choices.get(key)
+        if choice is None:
+            if x.device.type == "meta" or torch.jit.is_tracing() or torch.compiler.is_compiling():
+                return "spatial"  # nothing to time (or timing would be traced): the exportable form
+            times = {name: self._time(_IMPL_FNS[name], x, weight, pe, grad) for name in ("spatial", "fft")}
+            choice = self.auto_choices[key] = min(times, key=times.get)
+        return choice
+
+    def _time(self, fn, x, weight, pe, grad, repeats=2):
+        """Best wall time of fn (forward, plus backward when training) on detached copies of the inputs."""
+        args = [t.detach().requires_grad_(grad) if t is not None else None for t in (x, weight, pe, self.bias)]
+        sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
+        best = float("inf")
+        for i in range(repeats + 1):  # the first run warms up (allocations, FFT plans)
+            sync()
+            start = time.perf_counter()
+            y = fn(*args, self.groups, self.dim)
+            if grad:
+                torch.autograd.grad(y.sum(), [a for a in args if a is not None])
+            sync()
+            if i:
+                best = min(best, time.perf_counter() - start)
+        return best
+
+    @torch.no_grad()
+    def freeze(self, size):
+        """Fix kernel and embedding at runtime size (h, w) and run the spatial form: what ONNX export needs."""
+        n = size[0] if self.dim == -2 else size[1]
+        weight, pe = self.kernel_and_pe(n)
+        self.frozen_weight = weight.detach().clone()
+        self.frozen_pe = None if pe is None else pe.detach().clone()
+
+    def unfreeze(self):
+        self.frozen_weight = self.frozen_pe = None
+
+    def extra_repr(self):
+        return (f"{self.channels}, direction={self.direction!r}, base_size={self.base_size}, groups={self.groups}, "
+                f"bias={self.bias is not None}, use_pe={self.pe is not None}, impl={self._impl!r}")
+
+
+def set_parc_impl(model, impl):
+    """Set `impl` ('spatial', 'fft' or 'auto') on every ParC layer of model; returns model."""
+    for m in model.modules():
+        if isinstance(m, ParC):
+            m.impl = impl
+    return model
+
+
+@torch.no_grad()
+def freeze_parc(model, example_input):
+    """Freeze every ParC of model at the size it sees for example_input (one forward pass); returns them."""
+    sizes, hooks = {}, []
+
+    def record(module, args):
+        sizes.setdefault(module, tuple(args[0].shape[-2:]))
+
+    for m in model.modules():
+        if isinstance(m, ParC):
+            hooks.append(m.register_forward_pre_hook(record))
+    was_training = model.training
+    try:
+        model.eval()
+        model(example_input)
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    for m, size in sizes.items():
+        m.freeze(size)
+    return list(sizes)
+
+
+def unfreeze_parc(model):
+    for m in model.modules():
+        if isinstance(m, ParC):
+            m.unfreeze()
+
+
+@contextmanager
+def export_mode(model, example_input):
+    """`with export_mode(model, x): torch.onnx.export(model, x, ...)`: constant kernels, spatial form."""
+    freeze_parc(model, example_input)
+    try:
+        yield model
+    finally:
+        unfreeze_parc(model)
