@@ -1,0 +1,12 @@
+"""The training engine: config, trainer (fit / evaluate / predict), checkpoints, logging, distributed."""
+from .build import build_trainer, load_run_config
+from .config import TrainConfig
+from .trainer import NonFiniteLossError, Trainer, select_device
+
+
+def train(config=None, **overrides):
+    """Train from a TrainConfig (or keyword options); returns the finished Trainer."""
+    cfg = (config or TrainConfig()).updated(**overrides) if overrides else (config or TrainConfig())
+    trainer = build_trainer(cfg)
+    trainer.fit()
+    return trainer
