@@ -31,6 +31,7 @@ For ONNX export use ``export_mode(model, example_input)`` (a context manager) or
 embedding are fixed at the size it sees for ``example_input`` (``ParC.freeze(size)``) and the
 spatial form is forced, so the exported graph holds constant kernels and no interpolation.
 """
+import re
 import time
 from contextlib import contextmanager
 
@@ -219,6 +220,35 @@ class ParC(nn.Module):
     def extra_repr(self):
         return (f"{self.channels}, direction={self.direction!r}, base_size={self.base_size}, groups={self.groups}, "
                 f"bias={self.bias is not None}, use_pe={self.pe is not None}, impl={self._impl!r}")
+
+
+def parc_split(x, parc_v, parc_h):
+    """The ParC ConvNets' token mixer: ParC-V on the first half of the channels, ParC-H on the second."""
+    x1, x2 = x.chunk(2, dim=1)
+    return torch.cat([parc_v(x1), parc_h(x2)], dim=1)
+
+
+_OFFICIAL_PARC = re.compile(r"(?:gcc|parc)_([HW])\.(?:gcc_conv\.)?")
+
+
+def map_official_parc_keys(state_dict, model):
+    """Official ParC ConvNet keys -> danlu's, for a model's `checkpoint_filter_fn`.
+
+    The official `gcc_H` / `parc_H` (kernel along the height, see the module docstring) becomes
+    `parc_v`, `gcc_W` / `parc_W` becomes `parc_h`, and `.gcc_conv.weight` becomes `.weight`. Kernels
+    and embeddings stored at another base size than the model's are resized like at run time.
+    """
+    own = model.state_dict()
+    out = {}
+    for key, value in state_dict.items():
+        key = _OFFICIAL_PARC.sub(lambda m: "parc_v." if m.group(1) == "H" else "parc_h.", key)
+        target = own.get(key)
+        if (target is not None and value.ndim == 4 and value.shape != target.shape and ".parc_" in key
+                and value.shape[:2] == target.shape[:2]):
+            dim = -2 if key.split(".parc_")[1].startswith("v") else -1
+            value = _resize(value.to(target.dtype), target.shape[dim], dim)
+        out[key] = value
+    return out
 
 
 def set_parc_impl(model, impl):
