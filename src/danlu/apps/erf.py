@@ -1,0 +1,120 @@
+"""Effective receptive field (Luo et al. 2016), measured the way RepLKNet and the ParC papers report it.
+
+For each image, the contribution score of an input pixel is the gradient of the centre of the last
+feature map, relu(features[:, :, H//2, W//2]).sum(), with respect to that pixel, passed through relu
+and summed over the colour channels. The scores are averaged over the images (model in eval mode), then
+shown as log10(score + 1) divided by its maximum. The "high-contribution area ratio" at threshold t is
+the area, as a fraction of the image, of the smallest centred square whose normalised scores sum to
+more than t times the total: a bigger ratio means a bigger effective receptive field.
+"""
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+THRESHOLDS = (0.2, 0.3, 0.5, 0.99)
+
+
+def contribution_scores(model, images, batch_size=4):
+    """The mean (H, W) map of relu(d centre / d input) over `images` (N, C, H, W); float64 numpy."""
+    was_training = model.training
+    model.eval()  # BatchNorm statistics and drop-path fixed, so images do not interact within a batch
+    total = torch.zeros(images.shape[-2:], dtype=torch.float64)
+    try:
+        for batch in images.split(batch_size):
+            x = batch.detach().clone().requires_grad_(True)
+            features = model.forward_features(x)
+            if features.ndim != 4:
+                raise ValueError(f"the ERF needs a model whose forward_features returns a (B, C, H, W) map, "
+                                 f"{type(model).__name__} returns shape {tuple(features.shape)}; use a convolutional model")
+            h, w = features.shape[-2:]
+            centre = F.relu(features[:, :, h // 2, w // 2]).sum()
+            (grad,) = torch.autograd.grad(centre, x)
+            total += F.relu(grad).sum((0, 1)).double()
+    finally:
+        model.train(was_training)
+    return (total / len(images)).numpy()
+
+
+def normalise(scores):
+    """log10(scores + 1) scaled to a maximum of 1 (the scores span orders of magnitude)."""
+    data = np.log10(np.asarray(scores, dtype=np.float64) + 1)
+    peak = data.max()
+    if peak <= 0:
+        raise ValueError("every contribution score is zero: the centre output does not depend on the input "
+                         "(check the weights, or that the model is not dead at initialisation)")
+    return data / peak
+
+
+def area_ratio(data, thresh):
+    """(side, area ratio) of the smallest centred square holding more than `thresh` of data's sum.
+
+    Squares grow by one pixel each side from 3x3; when none inside the image reaches the threshold
+    the whole image is the answer (side = height, ratio 1).
+    """
+    h, w = data.shape
+    total = data.sum()
+    for i in range(1, h // 2):
+        side = 2 * i + 1
+        if data[h // 2 - i:h // 2 + 1 + i, w // 2 - i:w // 2 + 1 + i].sum() / total > thresh:
+            return side, side * side / (h * w)
+    return h, 1.0
+
+
+def area_ratios(data, thresholds=THRESHOLDS):
+    """{threshold: high-contribution area ratio} for a normalised ERF map."""
+    return {t: area_ratio(data, t)[1] for t in thresholds}
+
+
+def save_heatmap(data, path, title=None):
+    """Write the normalised ERF map as a heat-map PNG (matplotlib, Agg backend)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(3.2, 3.4), dpi=100)
+    im = ax.imshow(data, cmap="RdYlGn", vmin=0, vmax=1)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, orientation="horizontal", fraction=0.046, pad=0.04)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+
+
+def random_images(n, img_size, mean, std, seed=0):
+    """n uniform-noise RGB images, normalised like real ones: the input when no images are given."""
+    g = torch.Generator().manual_seed(seed)
+    h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
+    x = torch.rand(n, len(mean), h, w, generator=g)
+    return (x - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
+
+
+def erf(model, images, out=None, title=None, thresholds=THRESHOLDS, batch_size=4):
+    """ERF of `model` over `images`: returns (normalised map, {threshold: area ratio}); writes a PNG to `out`."""
+    data = normalise(contribution_scores(model, images, batch_size))
+    if out is not None:
+        save_heatmap(data, out, title)
+    return data, area_ratios(data, thresholds)
+
+
+def run(model_name, weights=None, images=None, num_images=8, img_size=None, out=None, seed=0):
+    """The `danlu erf` command: build the model, read or draw the images, measure, print the ratios."""
+    from ..models import create_model
+    from .images import list_images, load_images
+
+    torch.manual_seed(seed)  # the initialisation is part of the result when no weights are given
+    model = create_model(model_name, pretrained=weights or False)
+    cfg = model.default_cfg
+    size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size or cfg.input_size[1:])
+    if images:
+        x = load_images(list_images(images)[:num_images], size, cfg.mean, cfg.std)
+    else:
+        x = random_images(num_images, size, cfg.mean, cfg.std, seed)
+    _, ratios = erf(model, x, out, title=f"ERF {model_name}")
+    print(f"ERF of {model_name} at {size[0]}x{size[1]} over {len(x)} {'images' if images else 'noise images'}")
+    print("threshold  area ratio")
+    for t, r in ratios.items():
+        print(f"{t:9.2f}  {r:.4f}")
+    if out is not None:
+        print(f"heat map written to {out}")
+    return ratios
