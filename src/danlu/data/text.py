@@ -97,3 +97,12 @@ class TokenDataset(Dataset):
 
     def __getitem__(self, i):
         return self.ids[i], self.targets[i]
+
+
+def encode_for_model(texts, data_meta):
+    """Token ids of raw texts for a trained text model, with the vocabulary and length stored in its
+    checkpoint (`data_meta` holds 'vocab' and 'max_len')."""
+    if "vocab" not in data_meta or "max_len" not in data_meta:
+        raise ValueError("this checkpoint stores no vocabulary: it was not trained on a text data set; "
+                         "pass image files instead of --text")
+    return encode_texts(texts, Vocab(data_meta["vocab"]), data_meta["max_len"])
