@@ -1,6 +1,7 @@
 """The `danlu` command. Thin: each subcommand parses its arguments and calls the library."""
 import argparse
 import contextlib
+import os
 import sys
 
 
@@ -30,9 +31,255 @@ def _models(args):
         print(f"{name:32s} {count_params(model):>14,d} {flops:>9s}  {'x'.join(map(str, cfg.input_size))}")
     return 0
 
+_TRAIN_OPTIONS = [
+    # (flag, type, help); every default is None so that only options given on the command line override
+    ("--model", str, "registered model name (danlu models lists them)"),
+    ("--dataset", str, "digits (offline default), mnist, cifar10, image-folder, ..."),
+    ("--data-dir", str, "folder (or tarball) holding the data set files"),
+    ("--epochs", int, "number of epochs"),
+    ("--batch-size", int, "batch size per process"),
+    ("--optimizer", str, "optimizer name: sgd, sgdm, nag, adagrad, adadelta, rmsprop, adam, adamw, amsgrad, nadam, swats"),
+    ("--lr", float, "learning rate"),
+    ("--weight-decay", float, "weight decay (biases, norms and position embeddings are exempt)"),
+    ("--schedule", str, "learning-rate schedule: none, step, multistep, cosine, plateau"),
+    ("--warmup-epochs", int, "linear warm-up epochs"),
+    ("--img-size", int, "resize images to this size and build the model for it"),
+    ("--augment", str, "none, flip or crop-flip"),
+    ("--label-smoothing", float, "label smoothing of the cross-entropy"),
+    ("--val-split", float, "hold out this fraction of the training set for validation"),
+    ("--max-train-samples", int, "use only the first N training samples"),
+    ("--clip-grad", float, "clip the global gradient norm to this value"),
+    ("--device", str, "auto, cpu, cuda or cuda:N"),
+    ("--workers", int, "DataLoader worker processes"),
+    ("--seed", int, "random seed"),
+    ("--out", str, "folder for run directories"),
+    ("--name", str, "run directory name (default: model-dataset-time)"),
+    ("--pretrained", str, "weights file to start from"),
+]
+
+
+def _add_train(sub):
+    p = sub.add_parser("train", help="train a model (with no options: the default model on the offline digits data)")
+    for flag, kind, text in _TRAIN_OPTIONS:
+        p.add_argument(flag, type=kind, default=None, help=text)
+    for flag, text in (("--model-kwargs", "YAML mapping of extra model arguments, e.g. '{drop_path_rate: 0.1}'"),
+                       ("--optimizer-kwargs", "YAML mapping of optimizer arguments, e.g. '{momentum: 0.9}'"),
+                       ("--dataset-kwargs", "YAML mapping of data set arguments"),
+                       ("--schedule-kwargs", "YAML mapping of schedule arguments")):
+        p.add_argument(flag, type=_yaml_mapping, default=None, help=text)
+    for flag, text in (("--bf16", "bfloat16 autocast"), ("--channels-last", "channels-last memory format"),
+                       ("--download", "download missing data set files")):
+        p.add_argument(flag, action="store_true", default=None, help=text)
+    p.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
+    p.add_argument("--config", help="YAML file of options (command-line options override it)")
+    p.add_argument("--recipe", help="a named recipe shipped with danlu (see --list-recipes)")
+    p.add_argument("--list-recipes", action="store_true", help="list the named recipes and exit")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run where it stopped (options given override it)")
+    p.set_defaults(func=_train)
+
+
+def _yaml_mapping(text):
+    import yaml
+    value = yaml.safe_load(text)
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a mapping such as '{{key: value}}', got {text!r}")
+    return value
+
+
+def _train(args):
+    from .engine import TrainConfig, build_trainer, load_run_config
+    from .engine.config import list_recipes, read_yaml, recipe_path
+
+    if args.list_recipes:
+        print("\n".join(list_recipes()))
+        return 0
+    given = {k: v for k, v in vars(args).items() if v is not None and k in TrainConfig.fields()}
+    if args.resume:
+        cfg = load_run_config(args.resume).updated(**given)
+    else:
+        values = {}
+        if args.recipe:
+            values.update(read_yaml(recipe_path(args.recipe)))
+        if args.config:
+            values.update(read_yaml(args.config))
+        cfg = TrainConfig.from_dict({**values, **given}, args.config or args.recipe or "options")
+    trainer = build_trainer(cfg, resume=args.resume)
+    from .engine.distributed import cleanup, is_main
+    history = trainer.fit()
+    cleanup()
+    if is_main():
+        last = history[-1] if history else {}
+        shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in last.items()}
+        print("final: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
+        print(f"run directory: {trainer.run_dir}")
+    return 0
+
+
+def _add_evaluate(sub):
+    p = sub.add_parser("evaluate", help="evaluate a run's checkpoint on its validation data")
+    p.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT")
+    p.add_argument("--data-dir", help="data folder, if it moved since training")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--best", action="store_true", help="use the best checkpoint instead of the last")
+    p.set_defaults(func=_evaluate)
+
+
+def _evaluate(args):
+    from pathlib import Path
+
+    from .engine import Trainer, load_run_config
+    from .engine.build import build_data
+    from .engine.checkpoint import resolve_checkpoint
+    from .engine.inference import load_checkpoint_model
+
+    ckpt_dir = resolve_checkpoint(args.checkpoint)
+    if args.best:
+        ckpt_dir = ckpt_dir.parent / "best"
+    run_dir = ckpt_dir.parent.parent
+    if not (run_dir / "config.yaml").is_file():
+        raise FileNotFoundError(f"'{ckpt_dir}' is not inside a run directory with config.yaml; "
+                                "evaluate needs the run's data settings")
+    cfg = load_run_config(run_dir).updated(batch_size=args.batch_size, **({"data_dir": args.data_dir} if args.data_dir else {}))
+    _, _, val, _ = build_data(cfg)
+    model, info = load_checkpoint_model(ckpt_dir)
+    trainer = Trainer(model, val, val, cfg.updated(progress=False), model_info=info)
+    metrics, targets, labels, probs = trainer.evaluate(return_predictions=True)
+    print(f"checkpoint: {Path(ckpt_dir)}")
+    print(", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+    from .apps.evaluation_report import write_evaluation_report
+    write_evaluation_report(run_dir / "evaluation", val, targets, labels, info)
+    return 0
+
+
+def _add_predict(sub):
+    p = sub.add_parser("predict", help="predict the class of image files with a trained checkpoint")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="run directory, checkpoint directory or weights file")
+    p.add_argument("files", nargs="*", metavar="FILE")
+    p.add_argument("--text", action="append", default=[], help='a text to classify with a text model (repeatable)')
+    p.add_argument("--top-k", type=int, default=1, help="also print the k most likely classes")
+    p.set_defaults(func=_predict)
+
+
+def _predict(args):
+    import torch
+
+    from .engine.inference import load_checkpoint_model, load_image
+    from .engine.trainer import probabilities
+
+    model, info = load_checkpoint_model(args.checkpoint)
+    if info.get("input_kind") == "tokens":
+        from .data.text import encode_for_model
+        if not args.text:
+            raise ValueError('this is a text model: give the text to classify with --text "..."')
+        names, batch = [repr(t) for t in args.text], encode_for_model(args.text, info.get("data_meta", {}))
+    else:
+        if not args.files:
+            raise ValueError("give one or more image files to classify")
+        names, batch = args.files, torch.stack([load_image(path, info) for path in args.files])
+    with torch.no_grad():
+        all_probs = probabilities(model(batch))  # a single logit (binary model) becomes two columns
+    for name, probs in zip(names, all_probs):
+        top = probs.topk(min(args.top_k, len(probs)))
+        ranked = ", ".join(f"{info['classes'][i]} {p:.4f}" for p, i in zip(top.values.tolist(), top.indices.tolist()))
+        print(f"{name}: {ranked}")
+    return 0
+
+
+def _add_stylize(sub):
+    p = sub.add_parser("stylize", help="neural style transfer (Gatys et al.): a photo repainted in the style of another image")
+    p.add_argument("--content", required=True, help="the photo whose content is kept")
+    p.add_argument("--style", required=True, help="the image whose style (textures, colours) is taken; resized to the content's size")
+    p.add_argument("--out", required=True, help="output PNG file")
+    p.add_argument("--size", type=int, default=256, help="longer side of the output in pixels (default 256)")
+    p.add_argument("--steps", type=int, default=300, help="Adam steps on the image (default 300)")
+    p.add_argument("--style-weight", type=float, default=1e6, help="weight of the style loss (default 1e6)")
+    p.add_argument("--content-weight", type=float, default=1.0, help="weight of the content loss (default 1)")
+    p.add_argument("--lr", type=float, default=0.02, help="Adam learning rate in pixel units (default 0.02)")
+    p.add_argument("--weights", help="torchvision VGG19 weight file (vgg19-dcbb9e9d.pth); without it the features are random")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random VGG19 weights when --weights is not given")
+    p.set_defaults(func=_stylize)
+
+
+def _stylize(args):
+    import torch
+
+    from .apps.style_transfer import stylize_files
+
+    torch.manual_seed(args.seed)
+    history = stylize_files(args.content, args.style, args.out, args.size, args.steps, args.style_weight,
+                            args.content_weight, args.lr, args.weights)
+    first, last = history[0], history[-1]
+    print(f"total loss {first['total']:.4g} -> {last['total']:.4g} "
+          f"(content {last['content']:.4g}, style {last['style']:.4g}); wrote {args.out}")
+    return 0
+
+
+def _size(text):
+    """'224' or '160x192' (height x width) as an int or an (h, w) pair."""
+    parts = text.lower().split("x")
+    if len(parts) not in (1, 2) or not all(p.isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"expected a size such as 224 or 160x192, got {text!r}")
+    return int(parts[0]) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
+
+
+def _add_export(sub):
+    p = sub.add_parser("export", help="export a model to ONNX (ParC kernels fixed at the export size) and check it with onnxruntime")
+    p.add_argument("--model", required=True, help="registered model name")
+    p.add_argument("--img-size", type=_size, default=224, help="export input size, 224 or HxW (default 224)")
+    p.add_argument("--out", default="model.onnx", help="output .onnx file (default model.onnx)")
+    p.add_argument("--weights", help="weights file (safetensors or PyTorch) to load first")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset, 17 or later (default 17)")
+    p.add_argument("--no-verify", dest="verify", action="store_false", help="skip the onnxruntime comparison")
+    p.set_defaults(func=_export)
+
+
+def _export(args):
+    from .apps.export import run
+
+    run(args.model, args.img_size, args.out, args.weights, args.opset, args.verify)
+    return 0
+
+
+def _add_erf(sub):
+    p = sub.add_parser("erf", help="effective receptive field: heat-map PNG and high-contribution area ratios")
+    p.add_argument("--model", required=True, help="registered model name")
+    p.add_argument("--weights", help="weights file; without it the model is measured at initialisation")
+    p.add_argument("--images", help="folder of images; without it uniform-noise images are used")
+    p.add_argument("--num-images", type=int, default=8, help="images to average over (default 8)")
+    p.add_argument("--img-size", type=_size, default=None, help="input size, 224 or HxW (default: the model's)")
+    p.add_argument("--out", default=None, help="heat-map PNG to write")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the noise images")
+    p.set_defaults(func=_erf)
+
+
+def _erf(args):
+    from .apps.erf import run
+
+    run(args.model, args.weights, args.images, args.num_images, args.img_size, args.out, args.seed)
+    return 0
+
+
+def _add_gradcam(sub):
+    p = sub.add_parser("gradcam", help="Grad-CAM overlay PNG: where the evidence for a class lies in an image")
+    p.add_argument("--model", required=True, help="registered model name")
+    p.add_argument("--weights", required=True, help="trained weights file (safetensors or PyTorch)")
+    p.add_argument("--image", required=True, help="image file")
+    p.add_argument("--out", default="gradcam.png", help="output PNG (default gradcam.png)")
+    p.add_argument("--target-layer", default=None, help="submodule name, e.g. stages.3 (default: the last feature map)")
+    p.add_argument("--class-idx", type=int, default=None, help="class to explain (default: the predicted one)")
+    p.add_argument("--img-size", type=_size, default=None, help="input size, 224 or HxW (default: the model's)")
+    p.set_defaults(func=_gradcam)
+
+
+def _gradcam(args):
+    from .apps.gradcam import run
+
+    run(args.model, args.weights, args.image, args.out, args.target_layer, args.class_idx, args.img_size)
+    return 0
+
 
 # Each entry adds one subcommand; keep one `_add_<name>` function per subcommand above.
-COMMANDS = [_add_models]
+COMMANDS = [_add_train, _add_evaluate, _add_predict, _add_models, _add_stylize, _add_export, _add_erf, _add_gradcam]
 
 
 def build_parser():
@@ -49,7 +296,16 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 0
-    return args.func(args) or 0
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt as e:
+        print(f"danlu: {e or 'interrupted'}", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        if os.environ.get("DANLU_DEBUG"):
+            raise
+        print(f"danlu: error: {e}", file=sys.stderr)
+        return 2 if not isinstance(e, RuntimeError) else 1
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import yaml
 @dataclass
 class TrainConfig:
     # what to train on
-    model: str = "simple_cnn"
+    model: str = "mlp"
     dataset: str = "digits"
     data_dir: str | None = None
     download: bool = False
@@ -22,10 +22,10 @@ class TrainConfig:
     dataset_kwargs: dict = field(default_factory=dict)
     pretrained: str | None = None
     # how to train
-    epochs: int = 20
-    batch_size: int = 64                 # per process; under torchrun the global batch is this x world size
+    epochs: int = 25
+    batch_size: int = 32                 # per process; under torchrun the global batch is this x world size
     optimizer: str = "adamw"
-    lr: float | None = 2e-3
+    lr: float | None = 3e-3
     weight_decay: float = 0.01
     optimizer_kwargs: dict = field(default_factory=dict)
     schedule: str = "cosine"

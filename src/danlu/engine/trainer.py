@@ -137,6 +137,8 @@ class Trainer:
                 else:
                     self.scheduler.step()
             self.history.append(row)
+            if self.cfg.progress and is_main():
+                tqdm.write(_summary(row, self.cfg.epochs))
             score = row.get("val_acc1", row["train_acc1"])
             if log:
                 log.append(row)
@@ -230,6 +232,15 @@ class Trainer:
         with self._autocast():
             probs = probabilities(self.model(inputs.to(self.device)).float()).cpu()
         return predicted_labels(probs), probs
+
+
+def _summary(row, epochs):
+    parts = [f"epoch {row['epoch']}/{epochs}", f"train loss {row['train_loss']:.4f} acc {row['train_acc1']:.2f}%"]
+    if "val_loss" in row:
+        parts.append(f"val loss {row['val_loss']:.4f} acc {row['val_acc1']:.2f}%"
+                     + (f" top-5 {row['val_acc5']:.2f}%" if "val_acc5" in row else ""))
+    parts.append(f"{row['images_per_s']:.0f} img/s")
+    return " | ".join(parts)
 
 
 def probabilities(logits):

@@ -1,0 +1,34 @@
+"""Rebuilding a trained model from its checkpoint, and preparing image files for it."""
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ..data.transforms import Compose, Normalize, Resize, ToFloat
+from ..models import create_model
+from . import checkpoint as ckpt
+
+
+def load_checkpoint_model(path, device="cpu"):
+    """(model in eval mode, model info) from a run directory, checkpoint directory or weights file."""
+    ckpt_dir = ckpt.resolve_checkpoint(path)
+    info = ckpt.read_model_info(ckpt_dir)
+    if "model" not in info:
+        raise ValueError(f"'{ckpt_dir}' was not written by danlu's trainer (no model metadata); "
+                         "build the model yourself and use danlu.load_pretrained")
+    model = create_model(info["model"], **info["model_kwargs"])
+    model.load_state_dict(ckpt.load_weights(ckpt_dir))
+    return model.to(device).eval(), info
+
+
+def load_image(path, info):
+    """A normalised (C, H, W) tensor from an image file, converted to the model's channels and size."""
+    channels = info["model_kwargs"].get("in_chans", 3)
+    try:
+        img = Image.open(path).convert("L" if channels == 1 else "RGB")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image file '{path}' does not exist") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise ValueError(f"'{path}' is not a readable image ({e})") from None
+    x = torch.from_numpy(np.asarray(img).copy())
+    x = x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1)
+    return Compose([Resize(info["img_size"]), ToFloat(), Normalize(info["mean"], info["std"])])(x)
