@@ -123,6 +123,18 @@ class Trainer:
     def fit(self):
         """Train for `config.epochs` epochs (from where `resume` left off); returns the metrics history."""
         log = MetricsLog(self.run_dir, self.history) if self.run_dir and is_main() else None
+        self._progress = (self.start_epoch, self.start_step, None)  # what an interrupt would save
+        try:
+            self._fit(log)
+        except KeyboardInterrupt:
+            epoch, step, meter = self._progress
+            where = self.save("interrupted", epoch, step, meter)
+            raise KeyboardInterrupt(f"interrupted at epoch {epoch + 1}, step {step}"
+                                    + (f"; checkpoint written to {where}, continue with --resume {self.run_dir}"
+                                       if where else "")) from None
+        return self.history
+
+    def _fit(self, log):
         for epoch in range(self.start_epoch, self.cfg.epochs):
             train_metrics, seconds, seen = self._train_epoch(epoch)
             row = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in train_metrics.items()}}
@@ -149,7 +161,7 @@ class Trainer:
             if self.run_dir and is_main():
                 ckpt.prune_checkpoints(self.run_dir / "checkpoints", self.cfg.keep_last)
             self.start_step, self.partial = 0, None
-        return self.history
+            self._progress = (epoch + 1, 0, None)
 
     def _train_epoch(self, epoch):
         self.train_model.train()
@@ -164,33 +176,27 @@ class Trainer:
         bar = tqdm(total=self.start_step + len(self.train_loader), initial=self.start_step, leave=False,
                    desc=f"epoch {epoch + 1}/{self.cfg.epochs}", disable=not (self.cfg.progress and is_main()),
                    dynamic_ncols=True, mininterval=0.5)
-        try:
-            for x, y in self.train_loader:
-                x, y = self._to_device(x, y)
-                with self._autocast():
-                    logits = self.train_model(x)
-                loss = compute_loss(logits, y, self.cfg.label_smoothing)
-                if not torch.isfinite(loss):
-                    self._stop_non_finite(loss, epoch, step)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if self.cfg.clip_grad:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
-                self.optimizer.step()
-                if self.scheduler is not None and self.scheduler.interval == "step":
-                    self.scheduler.step()
-                meter.update(loss.detach(), logits, y)
-                step, seen = step + 1, seen + y.shape[0]
-                bar.update()
-                bar.set_postfix(loss=f"{meter.loss_sum / meter.count:.4f}",
-                                acc=f"{100 * meter.correct[0] / meter.count:.1f}",
-                                img_s=f"{seen * world_size() / (time.perf_counter() - start):.0f}", refresh=False)
-        except KeyboardInterrupt:
-            where = self.save("interrupted", epoch, step, meter)
-            bar.close()
-            raise KeyboardInterrupt(f"interrupted at epoch {epoch + 1}, step {step}"
-                                    + (f"; checkpoint written to {where}, continue with --resume {self.run_dir}"
-                                       if where else ""))
+        for x, y in self.train_loader:
+            x, y = self._to_device(x, y)
+            with self._autocast():
+                logits = self.train_model(x)
+            loss = compute_loss(logits, y, self.cfg.label_smoothing)
+            if not torch.isfinite(loss):
+                self._stop_non_finite(loss, epoch, step)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.cfg.clip_grad:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
+            self.optimizer.step()
+            if self.scheduler is not None and self.scheduler.interval == "step":
+                self.scheduler.step()
+            meter.update(loss.detach(), logits, y)
+            step, seen = step + 1, seen + y.shape[0]
+            self._progress = (epoch, step, meter)
+            bar.update()
+            bar.set_postfix(loss=f"{meter.loss_sum / meter.count:.4f}",
+                            acc=f"{100 * meter.correct[0] / meter.count:.1f}",
+                            img_s=f"{seen * world_size() / (time.perf_counter() - start):.0f}", refresh=False)
         bar.close()
         seconds = time.perf_counter() - start
         return meter.reduced(self.device), seconds, seen * world_size()
