@@ -137,8 +137,9 @@ class Stage(nn.Module):
     """
 
     def __init__(self, depth, outer_dim, inner_dim, outer_head, inner_head, grid, sr_ratio=1, mlp_ratio=4.0,
-                 qkv_bias=False, drop=0.0, attn_drop=0.0, drop_path=(0.0,)):
+                 qkv_bias=False, drop=0.0, attn_drop=0.0, drop_path=None):
         super().__init__()
+        drop_path = drop_path or [0.0] * depth
         self.grid, self.sr_ratio = tuple(grid), sr_ratio
         self.key_grid = reduced_grid(self.grid, sr_ratio)
         self.blocks = nn.ModuleList([
