@@ -106,8 +106,9 @@ def _train(args):
     trainer = build_trainer(cfg, resume=args.resume)
     from .engine.distributed import cleanup, is_main
     history = trainer.fit()
+    main_process = is_main()
     cleanup()
-    if is_main():
+    if main_process:
         last = history[-1] if history else {}
         shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in last.items()}
         print("final: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
