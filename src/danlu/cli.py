@@ -245,6 +245,7 @@ def _add_erf(sub):
     p = sub.add_parser("erf", help="effective receptive field: heat-map PNG and high-contribution area ratios")
     p.add_argument("--model", required=True, help="registered model name")
     p.add_argument("--weights", help="weights file; without it the model is measured at initialisation")
+    p.add_argument("--num-classes", type=int, default=None, help="classes the weights were trained for (default: the model's)")
     p.add_argument("--images", help="folder of images; without it uniform-noise images are used")
     p.add_argument("--num-images", type=int, default=8, help="images to average over (default 8)")
     p.add_argument("--img-size", type=_size, default=None, help="input size, 224 or HxW (default: the model's)")
@@ -256,7 +257,7 @@ def _add_erf(sub):
 def _erf(args):
     from .apps.erf import run
 
-    run(args.model, args.weights, args.images, args.num_images, args.img_size, args.out, args.seed)
+    run(args.model, args.weights, args.images, args.num_images, args.img_size, args.out, args.seed, args.num_classes)
     return 0
 
 
@@ -264,6 +265,7 @@ def _add_gradcam(sub):
     p = sub.add_parser("gradcam", help="Grad-CAM overlay PNG: where the evidence for a class lies in an image")
     p.add_argument("--model", required=True, help="registered model name")
     p.add_argument("--weights", required=True, help="trained weights file (safetensors or PyTorch)")
+    p.add_argument("--num-classes", type=int, default=None, help="classes the weights were trained for (default: the model's)")
     p.add_argument("--image", required=True, help="image file")
     p.add_argument("--out", default="gradcam.png", help="output PNG (default gradcam.png)")
     p.add_argument("--target-layer", default=None, help="submodule name, e.g. stages.3 (default: the last feature map)")
@@ -275,7 +277,7 @@ def _add_gradcam(sub):
 def _gradcam(args):
     from .apps.gradcam import run
 
-    run(args.model, args.weights, args.image, args.out, args.target_layer, args.class_idx, args.img_size)
+    run(args.model, args.weights, args.image, args.out, args.target_layer, args.class_idx, args.img_size, args.num_classes)
     return 0
 
 

@@ -97,13 +97,13 @@ def erf(model, images, out=None, title=None, thresholds=THRESHOLDS, batch_size=4
     return data, area_ratios(data, thresholds)
 
 
-def run(model_name, weights=None, images=None, num_images=8, img_size=None, out=None, seed=0):
+def run(model_name, weights=None, images=None, num_images=8, img_size=None, out=None, seed=0, num_classes=None):
     """The `danlu erf` command: build the model, read or draw the images, measure, print the ratios."""
     from ..models import create_model
     from .images import list_images, load_images
 
     torch.manual_seed(seed)  # the initialisation is part of the result when no weights are given
-    model = create_model(model_name, pretrained=weights or False)
+    model = create_model(model_name, pretrained=weights or False, num_classes=num_classes)
     cfg = model.default_cfg
     size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size or cfg.input_size[1:])
     if images:

@@ -78,12 +78,12 @@ def save_overlay(image, cam, path, title=None, alpha=0.5):
     plt.close(fig)
 
 
-def run(model_name, weights, image, out="gradcam.png", target_layer=None, class_idx=None, img_size=None):
+def run(model_name, weights, image, out="gradcam.png", target_layer=None, class_idx=None, img_size=None, num_classes=None):
     """The `danlu gradcam` command: load model and image, compute the map, write the overlay PNG."""
     from ..models import create_model
     from .images import load_images
 
-    model = create_model(model_name, pretrained=weights)
+    model = create_model(model_name, pretrained=weights, num_classes=num_classes).eval()
     cfg = model.default_cfg
     size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size or cfg.input_size[1:])
     x = load_images([image], size, cfg.mean, cfg.std)

@@ -1,0 +1,52 @@
+"""The danlu export / erf / gradcam commands end to end on a small registered model."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import danlu
+from danlu import cli
+
+
+def test_erf_command(tmp_path, capsys):
+    out = tmp_path / "erf.png"
+    assert cli.main(["erf", "--model", "parcnet_xs", "--num-images", "1", "--img-size", "32", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    ratios = [float(line.split()[1]) for line in lines if line.strip()[:4] in ("0.20", "0.30", "0.50", "0.99")]
+    assert len(ratios) == 4 and ratios == sorted(ratios) and 0 < ratios[0] and ratios[-1] <= 1
+    assert Image.open(out).format == "PNG"
+
+
+def test_gradcam_command(tmp_path, capsys):
+    torch.manual_seed(0)
+    weights = tmp_path / "w.pth"
+    torch.save(danlu.create_model("parcnet_xs", num_classes=10).state_dict(), weights)
+    image = tmp_path / "img.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(image)
+    out = tmp_path / "cam.png"
+    argv = ["gradcam", "--model", "parcnet_xs", "--weights", str(weights), "--image", str(image),
+            "--out", str(out), "--img-size", "32", "--class-idx", "7", "--target-layer", "stages.3", "--num-classes", "10"]
+    assert cli.main(argv) == 0
+    assert "class 7" in capsys.readouterr().out
+    assert Image.open(out).format == "PNG"
+
+
+def test_bad_target_layer_is_one_sentence(tmp_path, capsys):
+    torch.manual_seed(0)
+    weights = tmp_path / "w.pth"
+    torch.save(danlu.create_model("parcnet_xs").state_dict(), weights)
+    image = tmp_path / "img.png"
+    Image.new("RGB", (32, 32)).save(image)
+    argv = ["gradcam", "--model", "parcnet_xs", "--weights", str(weights), "--image", str(image), "--target-layer", "nope"]
+    assert cli.main(argv) == 2
+    assert "model has no submodule 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # test_export.py checks the export itself; this only adds the command's wiring
+def test_export_command(tmp_path, capsys):
+    pytest.importorskip("onnxruntime", reason="ONNX export checks need the 'export' extra: pip install 'danlu[export]'")
+    out = tmp_path / "m.onnx"
+    assert cli.main(["export", "--model", "parcnet_xs", "--img-size", "32x48", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "at 32x48 (opset 17)" in printed and "max abs difference" in printed
+    assert out.stat().st_size > 1_000_000
