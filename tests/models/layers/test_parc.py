@@ -161,3 +161,15 @@ def test_bad_arguments_raise_one_sentence():
         ParC(4, "H", 7).impl = "fast"
     with pytest.raises(ValueError, match="expects a \\(batch, 4, height, width\\)"):
         ParC(4, "H", 7)(torch.randn(1, 3, 7, 7))
+
+
+@pytest.mark.parametrize("groups", [None, 1])
+def test_parameter_gradients_when_the_input_needs_none(groups):
+    m = _layer(4, "V", 6, groups)
+    x = torch.randn(2, 4, 6, 3, dtype=torch.float64)  # e.g. the first layer: only the parameters learn
+    grads = {}
+    for impl in ("spatial", "fft"):
+        m.impl = impl
+        grads[impl] = torch.autograd.grad(m(x).square().sum(), [m.weight, m.pe, m.bias])
+    for a, b in zip(grads["spatial"], grads["fft"]):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)

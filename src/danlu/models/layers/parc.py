@@ -250,26 +250,37 @@ class ParC(nn.Module):
             choice = self.auto_choices[key] = self._time_both(x, weight, pe, grad)
         return choice
 
-    def _time_both(self, x, weight, pe, grad, repeats=3):
-        """The faster impl: best wall time of each (forward, plus backward when training) on detached copies.
+    def _time_both(self, x, weight, pe, grad, min_rounds=3, max_rounds=20, budget_s=0.05):
+        """The faster impl: best time of each (forward, plus backward when training) on detached copies.
 
-        The two are timed alternately, so a burst of load from other processes hits both alike.
+        The two are timed alternately, so a burst of load hits both alike, for at least `min_rounds`
+        rounds and more (up to `max_rounds`) while the measurement has taken under `budget_s`, so
+        cheap shapes, where noise is relatively largest, get the most samples. On CPU the clock is
+        the process's CPU time, which does not count time spent waiting for a core on a busy machine.
         """
         args = [t.detach().requires_grad_(grad) if t is not None else None for t in (x, weight, pe, self.bias)]
         inputs = [a for a in args if a is not None]
         grad_out = torch.ones_like(x) if grad else None  # a dense gradient, like a real backward's
-        sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
+        cuda = x.device.type == "cuda"
+        clock = time.perf_counter if cuda else time.process_time
         best = {"spatial": float("inf"), "fft": float("inf")}
-        for i in range(repeats + 1):  # the first round warms up (allocations, FFT plans)
+        spent = 0.0
+        for i in range(max_rounds + 1):  # the first round warms up (allocations, FFT plans)
+            if i > min_rounds and spent > budget_s:
+                break
             for name in best:
-                sync()
-                start = time.perf_counter()
+                if cuda:
+                    torch.cuda.synchronize()
+                start = clock()
                 y = _IMPL_FNS[name](*args, self.groups, self.dim)
                 if grad:
                     torch.autograd.grad(y, inputs, grad_out)
-                sync()
+                if cuda:
+                    torch.cuda.synchronize()
+                elapsed = clock() - start
+                spent += elapsed
                 if i:
-                    best[name] = min(best[name], time.perf_counter() - start)
+                    best[name] = min(best[name], elapsed)
         return min(best, key=best.get)
 
     @torch.no_grad()
