@@ -1,0 +1,463 @@
+"""The seed's one framework for optimizers, as composable pieces behind `torch.optim.Optimizer`.
+
+Every optimizer from SGD to Nadam does the same four things at step t:
+
+1. compute the gradient g_t (with L2 weight decay folded in, or decoupled decay applied to the weights);
+2. compute a first moment m_t = phi(g_1..g_t) and a second moment V_t = psi(g_1..g_t);
+3. take the descent step eta_t = lr * m_t / sqrt(V_t);
+4. update w_{t+1} = w_t - eta_t.
+
+A piece is one of those choices (an EMA first moment, a sum-of-squares second moment, ...). An optimizer is a
+`ChainOptimizer` whose `chain(group)` lists its pieces; the pieces build a `Direction` -- the step kept as
+sum_i c_i * m_i / den, unevaluated -- and `descent()` applies it with one fused `addcdiv_` per term, so the
+framework costs no extra passes over memory. Every piece works on lists of tensors with `torch._foreach_*` ops
+(the multi-tensor path); on CPU the lists are cut into cache-sized tiles so that all of a step's passes over a tile
+hit cache, which is why the per-parameter for-loop usually beats whole-list foreach on CPU.
+
+Composing a new optimizer takes a few lines. Adam with a centred second moment (V_t = EMA(g^2) - EMA(g)^2)::
+
+    class CenteredAdam(ChainOptimizer):
+        def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+            super().__init__(params, dict(lr=lr, betas=check_betas(betas), eps=check_nonneg("eps", eps)))
+
+        def chain(self, group):
+            b1, b2 = group["betas"]
+            return [ema(b1), ema_of_squares(b2, group["eps"], bias_correction=True), centered(b2), descent()]
+"""
+import math
+
+import torch
+
+# On CPU, elements per tile: the few tensors a step touches for one tile (param, grad, states) stay in L2/L3.
+CPU_TILE_NUMEL = 2**18
+
+
+# ----------------------------------------------------------------------------------------------- validation
+def check_lr(lr):
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0):
+        raise ValueError(f"Invalid learning rate {lr!r}: it must be a finite number >= 0.")
+    return lr
+
+
+def check_nonneg(name, value):
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        raise ValueError(f"Invalid {name} {value!r}: it must be a finite number >= 0.")
+    return value
+
+
+def check_unit(name, value):
+    if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
+        raise ValueError(f"Invalid {name} {value!r}: it must be in [0, 1).")
+    return value
+
+
+def check_betas(betas):
+    if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+        raise ValueError(f"Invalid betas {betas!r}: give a pair (beta1, beta2), each in [0, 1).")
+    return tuple(check_unit(f"beta{i + 1}", b) for i, b in enumerate(betas))
+
+
+# ----------------------------------------------------------------------------------------------- the step
+class Direction:
+    """The step under construction: eta = lr * scale * sum_i(c_i * m_i) / den, with den = sqrt(V) + eps.
+
+    `g` is the processed gradient, `terms` the first moment as (tensors, coefficient) pairs, `V` the second
+    moment (None for SGD-like rules), `v_correction` its bias correction c (V_hat = V / c), and `eps` /
+    `eps_placement` say where eps goes in the denominator.
+    """
+
+    def __init__(self, grads, owned):
+        self.g, self.g_owned = grads, owned  # owned: g is a temporary we may overwrite
+        self.terms = [(grads, 1.0)]
+        self.scale = 1.0
+        self.V, self.V_owned = None, False
+        self.v_correction, self.eps, self.eps_placement = 1.0, 0.0, "outside"
+        self._den = None
+
+    def set_gradient(self, grads, owned):
+        self.g, self.g_owned, self.terms = grads, owned, [(grads, 1.0)]
+
+    def set_second_moment(self, V, owned=False):
+        self.V, self.V_owned, self._den = V, owned, None
+
+    def denominator(self):
+        """The denominator with eps placed as the optimizer's paper/torch places it (computed once, then cached)."""
+        if self._den is None and self.V is not None:
+            c, eps = self.v_correction, self.eps
+            if self.eps_placement == "inside":  # AdaDelta: sqrt(V_hat + eps) = sqrt(V + eps c) / sqrt(c)
+                den = torch._foreach_add(self.V, eps * c)
+                torch._foreach_sqrt_(den)
+                self.scale *= math.sqrt(c)
+            else:
+                if self.V_owned:
+                    torch._foreach_sqrt_(self.V)
+                    den = self.V
+                else:
+                    den = torch._foreach_sqrt(self.V)
+                if self.eps_placement == "raw":  # SWATS paper: sqrt(V) + eps, the correction moves to m
+                    self.scale *= math.sqrt(c)
+                elif c != 1.0:  # torch: sqrt(V) / sqrt(c) + eps, in this order so results match bit for bit
+                    torch._foreach_div_(den, math.sqrt(c))
+                torch._foreach_add_(den, eps)
+            self._den = den
+        return self._den
+
+    def materialize(self):
+        """Evaluate the direction into fresh tensors: sum_i c_i m_i / den, times `scale` (which then becomes 1)."""
+        den = self.denominator()
+        out = None
+        for x, c in self.terms:
+            c = c * self.scale
+            if out is None:
+                out = torch._foreach_div(x, den) if den is not None else torch._foreach_mul(x, 1.0)
+                torch._foreach_mul_(out, c)
+            elif den is not None:
+                torch._foreach_addcdiv_(out, x, den, c)
+            else:
+                torch._foreach_add_(out, x, alpha=c)
+        self.terms, self.scale = [(out, 1.0)], 1.0
+        self.set_second_moment(None)
+        return out
+
+
+class Tile:
+    """One tile of a parameter bucket: aligned lists of params, grads and state tensors, plus the step t."""
+
+    __slots__ = ("params", "grads", "state", "t", "group", "bucket")
+
+    def __init__(self, params, grads, state, t, group, bucket):
+        self.params, self.grads, self.state, self.t, self.group, self.bucket = params, grads, state, t, group, bucket
+
+
+# ----------------------------------------------------------------------------------------------- pieces
+class Piece:
+    """One stage of the framework. `state` maps a state key to its initial fill value (tensors like the param).
+
+    `prepare(bucket)` runs once per bucket of parameters sharing a step (for scalar state such as NAdam's
+    mu_product); `__call__(tile, d)` runs on every tile and edits the Direction `d`.
+    """
+
+    state = {}
+
+    def prepare(self, bucket):
+        pass
+
+    def __call__(self, tile, d):
+        raise NotImplementedError
+
+
+class l2_decay(Piece):
+    """Weight decay as L2: g_t <- g_t + wd * w_{t-1} (torch's default `weight_decay`)."""
+
+    def __init__(self, wd):
+        self.wd = wd
+
+    def __call__(self, tile, d):
+        if self.wd:
+            if d.g_owned:
+                torch._foreach_add_(d.g, tile.params, alpha=self.wd)
+            else:
+                d.set_gradient(torch._foreach_add(d.g, tile.params, alpha=self.wd), owned=True)
+
+
+class decoupled_decay(Piece):
+    """Decoupled weight decay (AdamW): w <- w * (1 - lr * wd), applied to the weights, not the gradient."""
+
+    def __init__(self, wd, lr):
+        self.factor = 1.0 - lr * wd
+
+    def __call__(self, tile, d):
+        if self.factor != 1.0:
+            torch._foreach_mul_(tile.params, self.factor)
+
+
+class momentum(Piece):
+    """Heavy-ball first moment b_t = mu b_{t-1} + (1 - dampening) x_t with b_1 = x_1; Nesterov: m_t = x_t + mu b_t.
+
+    x_t is the current direction: the gradient for SGD, or g_t / sqrt(V_t) when a second moment came first
+    (RMSprop's momentum, where the buffer starts at zero and there is no dampening or Nesterov).
+    """
+
+    state = {"momentum_buffer": 0.0}
+
+    def __init__(self, mu, dampening=0.0, nesterov=False):
+        self.mu, self.dampening, self.nesterov = mu, dampening, nesterov
+
+    def __call__(self, tile, d):
+        buf = tile.state["momentum_buffer"]
+        (x, c), = d.terms
+        if d.V is not None:
+            den = d.denominator()
+            torch._foreach_mul_(buf, self.mu)
+            torch._foreach_addcdiv_(buf, x, den, c * d.scale)
+            d.terms, d.scale = [(buf, 1.0)], 1.0
+            d.set_second_moment(None)
+            return
+        if tile.t == 1:  # torch's SGD: the buffer starts as a copy of the first gradient, without dampening
+            torch._foreach_copy_(buf, x)
+            if c != 1.0:
+                torch._foreach_mul_(buf, c)
+        else:
+            torch._foreach_mul_(buf, self.mu)
+            torch._foreach_add_(buf, x, alpha=c * (1.0 - self.dampening))
+        # Nesterov's look-ahead x + mu * b as two fused updates of w rather than a temporary.
+        d.terms = [(x, c), (buf, self.mu)] if self.nesterov else [(buf, 1.0)]
+
+
+class ema(Piece):
+    """First moment as an exponential moving average m_t = beta m_{t-1} + (1 - beta) g_t, optionally / (1 - beta^t)."""
+
+    state = {"exp_avg": 0.0}
+
+    def __init__(self, beta, bias_correction=True):
+        self.beta, self.bias_correction = beta, bias_correction
+
+    def __call__(self, tile, d):
+        m = tile.state["exp_avg"]
+        torch._foreach_lerp_(m, d.g, 1.0 - self.beta)
+        d.terms = [(m, 1.0 / (1.0 - self.beta**tile.t) if self.bias_correction else 1.0)]
+
+
+class nesterov_ema(Piece):
+    """NAdam's first moment (Dozat): an EMA with a warming momentum schedule mu_t = beta (1 - 0.5 * 0.96^(t psi)),
+    looked ahead one step: m_hat = mu_{t+1} m_t / (1 - prod^{t+1} mu) + (1 - mu_t) g_t / (1 - prod^t mu)."""
+
+    state = {"exp_avg": 0.0}
+
+    def __init__(self, beta, momentum_decay):
+        self.beta, self.psi = beta, momentum_decay
+
+    def prepare(self, bucket):
+        t = bucket.t
+        mu = self.beta * (1.0 - 0.5 * 0.96 ** (t * self.psi))
+        mu_next = self.beta * (1.0 - 0.5 * 0.96 ** ((t + 1) * self.psi))
+        product = bucket.scalar("mu_product", 1.0) * mu
+        bucket.set_scalar("mu_product", product)
+        self.c_grad = (1.0 - mu) / (1.0 - product)
+        self.c_avg = mu_next / (1.0 - product * mu_next)
+
+    def __call__(self, tile, d):
+        m = tile.state["exp_avg"]
+        torch._foreach_lerp_(m, d.g, 1.0 - self.beta)
+        d.terms = [(d.g, self.c_grad), (m, self.c_avg)]
+
+
+class sum_of_squares(Piece):
+    """AdaGrad's second moment V_t = tau + sum_{i<=t} g_i^2, then sqrt(V_t) + eps."""
+
+    state = {"sum": 0.0}
+
+    def __init__(self, eps, initial_accumulator_value=0.0):
+        self.eps = eps
+        self.state = {"sum": initial_accumulator_value}
+
+    def __call__(self, tile, d):
+        V = tile.state["sum"]
+        torch._foreach_addcmul_(V, d.g, d.g, value=1.0)
+        d.set_second_moment(V)
+        d.eps = self.eps
+
+
+class ema_of_squares(Piece):
+    """Second moment as an EMA V_t = beta V_{t-1} + (1 - beta) g_t^2 (RMSProp, AdaDelta, Adam).
+
+    `bias_correction` divides by 1 - beta^t (Adam). `eps_placement`: 'outside' sqrt(V_hat) + eps (torch),
+    'inside' sqrt(V_hat + eps) (AdaDelta), 'raw' sqrt(V) + eps with the correction moved to the numerator (the
+    SWATS paper's Adam).
+    """
+
+    def __init__(self, beta, eps, bias_correction=False, eps_placement="outside", key="exp_avg_sq"):
+        self.beta, self.eps, self.bias_correction, self.eps_placement, self.key = (
+            beta, eps, bias_correction, eps_placement, key)
+        self.state = {key: 0.0}
+
+    def __call__(self, tile, d):
+        V = tile.state[self.key]
+        torch._foreach_mul_(V, self.beta)
+        torch._foreach_addcmul_(V, d.g, d.g, value=1.0 - self.beta)
+        d.set_second_moment(V)
+        d.v_correction = 1.0 - self.beta**tile.t if self.bias_correction else 1.0
+        d.eps, d.eps_placement = self.eps, self.eps_placement
+
+
+class centered(Piece):
+    """Centred second moment V_t - EMA(g)^2, i.e. a variance estimate (centred RMSprop)."""
+
+    state = {"grad_avg": 0.0}
+
+    def __init__(self, beta):
+        self.beta = beta
+
+    def __call__(self, tile, d):
+        avg = tile.state["grad_avg"]
+        torch._foreach_lerp_(avg, d.g, 1.0 - self.beta)
+        d.set_second_moment(torch._foreach_addcmul(d.V, avg, avg, value=-1.0), owned=True)
+
+
+class running_max(Piece):
+    """AMSGrad: V_t <- max(V_max, V_t), the maximum over the raw (uncorrected) V as torch does."""
+
+    state = {"max_exp_avg_sq": 0.0}
+
+    def __call__(self, tile, d):
+        vmax = tile.state["max_exp_avg_sq"]
+        torch._foreach_maximum_(vmax, d.V)
+        d.set_second_moment(vmax)
+
+
+class unit_correction(Piece):
+    """AdaDelta's units fix: m_t = g_t * sqrt(U_{t-1} + eps), U the EMA of squared past steps; the step is evaluated
+    here because U needs it: delta_t = m_t / sqrt(V_t + eps), U_t = rho U_{t-1} + (1 - rho) delta_t^2."""
+
+    state = {"acc_delta": 0.0}
+
+    def __init__(self, rho, eps):
+        self.rho, self.eps = rho, eps
+
+    def __call__(self, tile, d):
+        U = tile.state["acc_delta"]
+        delta = torch._foreach_add(U, self.eps)
+        torch._foreach_sqrt_(delta)
+        torch._foreach_div_(delta, d.denominator())
+        torch._foreach_mul_(delta, d.g)
+        torch._foreach_mul_(U, self.rho)
+        torch._foreach_addcmul_(U, delta, delta, value=1.0 - self.rho)
+        d.terms, d.scale = [(delta, d.scale)], 1.0
+        d.set_second_moment(None)
+
+
+class lr_decay(Piece):
+    """AdaGrad's learning-rate decay: lr_t = lr / (1 + (t - 1) * decay)."""
+
+    def __init__(self, decay):
+        self.decay = decay
+
+    def __call__(self, tile, d):
+        d.scale /= 1.0 + (tile.t - 1) * self.decay
+
+
+class descent(Piece):
+    """Steps 3 and 4: w <- w - lr * scale * sum_i c_i m_i / den, one fused op per term."""
+
+    def __init__(self, lr):
+        self.lr = lr
+
+    def __call__(self, tile, d):
+        den = d.denominator()
+        for x, c in d.terms:
+            value = -self.lr * d.scale * c
+            if den is None:
+                torch._foreach_add_(tile.params, x, alpha=value)
+            else:
+                torch._foreach_addcdiv_(tile.params, x, den, value)
+
+
+# ----------------------------------------------------------------------------------------------- the optimizer
+class Bucket:
+    """Parameters of one group that share device, dtype and step count: one foreach call covers them."""
+
+    def __init__(self, group, params, states, t):
+        self.group, self.params, self.states, self.t = group, params, states, t
+
+    def scalar(self, key, default):
+        return self.states[0].get(key, default)
+
+    def set_scalar(self, key, value):
+        for s in self.states:
+            s[key] = value
+
+
+def _tiles(params, lists, tile_numel):
+    """Cut aligned tensor lists into tiles of about `tile_numel` elements (views; big contiguous tensors split)."""
+    cur, count = [[] for _ in lists], 0
+    for i, p in enumerate(params):
+        n = p.numel()
+        if n > tile_numel and all(x[i].is_contiguous() for x in lists):
+            pieces = [x[i].view(-1).split(tile_numel) for x in lists]
+            for j in range(len(pieces[0])):
+                yield [[pc[j]] for pc in pieces]
+            continue
+        for c, x in zip(cur, lists):
+            c.append(x[i])
+        count += n
+        if count >= tile_numel:
+            yield cur
+            cur, count = [[] for _ in lists], 0
+    if cur[0]:
+        yield cur
+
+
+class ChainOptimizer(torch.optim.Optimizer):
+    """A `torch.optim.Optimizer` whose update is the chain of pieces returned by `chain(group)`.
+
+    Subclasses give `chain`; everything else (state in `self.state[p]`, param groups, `state_dict`, lr schedulers,
+    `maximize`, the multi-tensor path) is here. `foreach=False` runs the same chain one tensor at a time.
+    """
+
+    def __init__(self, params, defaults, foreach=None):
+        check_lr(defaults["lr"])
+        defaults.setdefault("maximize", False)
+        defaults.setdefault("foreach", foreach)
+        super().__init__(params, defaults)
+
+    def chain(self, group):
+        raise NotImplementedError
+
+    def _buckets(self, group, pieces):
+        keys = {}
+        for piece in pieces:
+            keys.update(piece.state)
+        by_key = {}
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            if p.grad.is_sparse:
+                raise ValueError(f"{type(self).__name__} does not support sparse gradients; use torch.optim.SparseAdam.")
+            if p.is_complex():
+                raise ValueError(f"{type(self).__name__} does not support complex parameters; optimise the real "
+                                 "and imaginary parts as separate real tensors (torch.view_as_real).")
+            state = self.state[p]
+            state["step"] = state.get("step", 0) + 1
+            for key, fill in keys.items():
+                if key not in state:
+                    state[key] = torch.full_like(p, fill, memory_format=torch.preserve_format)
+            by_key.setdefault((p.device, p.dtype, state["step"]), []).append(p)
+        for (_, _, t), params in by_key.items():
+            yield Bucket(group, params, [self.state[p] for p in params], t), list(keys)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            pieces = self.chain(group)
+            for bucket, keys in self._buckets(group, pieces):
+                for piece in pieces:
+                    piece.prepare(bucket)
+                self._run(group, bucket, keys, pieces)
+            self.after_group(group, pieces)
+        return loss
+
+    def _run(self, group, bucket, keys, pieces):
+        params = bucket.params
+        lists = [params, [p.grad for p in params]] + [[s[k] for s in bucket.states] for k in keys]
+        if group["foreach"] is False:
+            chunks = ([[lst[i]] for lst in lists] for i in range(len(params)))
+        elif params[0].device.type == "cpu":
+            chunks = _tiles(params, lists, CPU_TILE_NUMEL)
+        else:
+            chunks = (lists,)
+        for tile_lists in chunks:
+            p, g, *states = tile_lists
+            owned = group["maximize"]
+            if owned:
+                g = torch._foreach_neg(g)
+            tile = Tile(p, g, dict(zip(keys, states)), bucket.t, group, bucket)
+            d = Direction(g, owned)
+            for piece in pieces:
+                piece(tile, d)
+
+    def after_group(self, group, pieces):
+        """Hook for optimizers that decide something per group after the step (SWATS's switch)."""
