@@ -5,6 +5,7 @@ from torch import nn
 
 from . import optimizers as _opt
 from . import schedules as _sched
+from .swats import SWATS
 
 # The seed's names (sgd, sgdm, nag, ...) and torch's class names, lower-cased, to (class, preset kwargs).
 OPTIMIZERS = {
@@ -20,6 +21,7 @@ OPTIMIZERS = {
     "adamw": (_opt.AdamW, {}),
     "amsgrad": (_opt.Adam, {"amsgrad": True}),
     "nadam": (_opt.NAdam, {}),
+    "swats": (SWATS, {}),
 }
 
 SCHEDULES = ("none", "step", "multistep", "cosine", "plateau")
@@ -32,14 +34,14 @@ def _unknown(kind, name, choices):
 
 
 def param_groups_weight_decay(model, weight_decay):
-    """Two groups: decayed weights, and biases / 1-D params (norm weights) / `model.no_weight_decay()` undecayed."""
+    """Two groups: decayed weights first, then biases / 1-D params (norm weights) / `model.no_weight_decay()`."""
     skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         (no_decay if p.ndim <= 1 or name.endswith(".bias") or name in skip else decay).append(p)
-    return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": weight_decay}]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def create_optimizer(model_or_params, name="sgd", lr=None, weight_decay=0.0, **kwargs):
