@@ -62,6 +62,13 @@ def test_kernels_used_as_stored_at_256():
     assert all(n == m.base_size for m, n in seen.items())  # feature size == base size: no interpolation
 
 
+def test_kernels_stored_for_the_training_size():
+    with torch.device("meta"):
+        model = danlu.create_model("parcnet_xs", img_size=(64, 96)).eval()
+    sizes = {(m.direction, m.base_size) for m in model.modules() if isinstance(m, ParC)}
+    assert sizes == {("V", 8), ("V", 4), ("V", 2), ("H", 12), ("H", 6), ("H", 3)}  # ceil(64 / 8..32), ceil(96 / 8..32)
+
+
 def test_fft_and_spatial_give_the_same_network_output():
     model = danlu.create_model("parcnet_xs").eval()
     x = torch.randn(2, 3, 64, 48)

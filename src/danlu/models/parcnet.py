@@ -19,9 +19,14 @@ import math
 import torch
 from torch import nn
 
-from .layers import check_image
+from .layers import check_image, to_2tuple
 from .layers.parc import ParC
 from .registry import register_model
+
+
+def feature_size(img_size, stride):
+    """(h, w) of the map after log2(stride) stride-2 3x3 convolutions with padding 1: ceil(n / stride)."""
+    return tuple(-(-n // stride) for n in to_2tuple(img_size))
 
 
 def conv_bn_act(cin, cout, kernel_size=3, stride=1, groups=1, act=True):
@@ -73,12 +78,12 @@ class ParCMetaFormerBlock(nn.Module):
 
     def __init__(self, dim, ffn_dim, base_size, use_pe=False, bias=False, dropout=0.1, ffn_dropout=0.0):
         super().__init__()
-        half = dim // 2
+        half, (bh, bw) = dim // 2, to_2tuple(base_size)  # ParC-V kernels span the height, ParC-H the width
         self.norm1, self.norm2 = nn.BatchNorm2d(half), nn.BatchNorm2d(half)
-        self.mixer1 = nn.Sequential(ParC(half, "V", base_size, bias=bias, use_pe=use_pe),
-                                    ParC(half, "H", base_size, bias=bias, use_pe=use_pe))
-        self.mixer2 = nn.Sequential(ParC(half, "H", base_size, bias=bias, use_pe=use_pe),
-                                    ParC(half, "V", base_size, bias=bias, use_pe=use_pe))
+        self.mixer1 = nn.Sequential(ParC(half, "V", bh, bias=bias, use_pe=use_pe),
+                                    ParC(half, "H", bw, bias=bias, use_pe=use_pe))
+        self.mixer2 = nn.Sequential(ParC(half, "H", bw, bias=bias, use_pe=use_pe),
+                                    ParC(half, "V", bh, bias=bias, use_pe=use_pe))
         self.ffn = nn.Sequential(
             nn.BatchNorm2d(dim), nn.Conv2d(dim, ffn_dim, 1), nn.Hardswish(), nn.Dropout(ffn_dropout),
             nn.Conv2d(ffn_dim, dim, 1), nn.Dropout(dropout),
@@ -125,13 +130,14 @@ class ParCNet(nn.Module):
     Args:
         dims: output channels of the five stages.
         global_dims, ffn_dims, depths: width, FFN width and number of ParC-MetaFormer blocks of stages 3-5.
-        base_sizes: stored ParC kernel lengths of stages 3-5 (feature sizes at a 256x256 input).
+        img_size: the training size (int or (h, w)); ParC kernels are stored at the feature sizes of stages
+            3-5 for it (32/16/8 at the default 256, as the official meta kernels) and resized for other inputs.
         fusion: 'concat' (S) or 'add' (XS) in the ParC blocks.
         features_only: return the five stage outputs (strides 2, 4, 8, 16, 32) instead of logits.
     """
 
     def __init__(self, dims=(32, 64, 96, 128, 160), global_dims=(192, 256, 320), ffn_dims=(384, 512, 640),
-                 depths=(2, 4, 3), base_sizes=(32, 16, 8), fusion="concat", expand_ratio=4, stem_dim=16,
+                 depths=(2, 4, 3), img_size=256, fusion="concat", expand_ratio=4, stem_dim=16,
                  in_chans=3, num_classes=1000, drop_rate=0.2, dropout=0.1, features_only=False, out_indices=(0, 1, 2, 3, 4)):
         super().__init__()
         self.in_chans, self.num_classes, self.features_only = in_chans, num_classes, features_only
@@ -144,7 +150,7 @@ class ParCNet(nn.Module):
         for i in range(3):
             stages.append(nn.Sequential(
                 InvertedResidual(dims[i + 1], dims[i + 2], 2, expand_ratio),
-                ParCBlock(dims[i + 2], global_dims[i], ffn_dims[i], depths[i], base_sizes[i], fusion, dropout),
+                ParCBlock(dims[i + 2], global_dims[i], ffn_dims[i], depths[i], feature_size(img_size, 8 << i), fusion, dropout),
             ))
         self.stages = nn.Sequential(*stages)
         reductions = (2, 4, 8, 16, 32)
