@@ -22,10 +22,13 @@ Two exact implementations, chosen by the ``impl`` attribute (changeable at any t
   the official semantics (circular cross-correlation), O(N) work per output; this is the form ONNX
   exports.
 - ``'fft'``: ``irfft(rfft(x + pe) * conj(rfft(k)), n=N)`` along the one axis (a product in frequency
-  space is a circular cross-correlation when the kernel spectrum is conjugated), O(log N) per output.
+  space is a circular cross-correlation when the kernel spectrum is conjugated), O(log N) per output,
+  with its backward written out (`CircularXCorrFFT`).
 - ``'auto'``: times both on the first call for each (shape, dtype, device, grad mode, groups,
   direction) and then uses the faster; the choices are cached for the whole process in
   ``ParC.auto_choices`` (clear it to re-measure).
+
+``set_parc_impl(model, impl)`` switches every ParC layer of a model.
 
 For ONNX export use ``export_mode(model, example_input)`` (a context manager) or
 ``freeze_parc(model, example_input)`` / ``unfreeze_parc(model)``: each ParC layer's kernel and
