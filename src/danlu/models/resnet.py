@@ -6,7 +6,6 @@ the two halves of the bottleneck width. Unlike the other ParC ConvNets these Par
 code does and what its 23.74M parameters count. torchvision and official ParC-ResNet-50 state dicts
 (`parc_H`/`parc_W`) load with `load_pretrained`.
 """
-import torch
 from torch import nn
 
 from .layers import ParC, check_image, to_2tuple
