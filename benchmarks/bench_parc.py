@@ -1,5 +1,5 @@
 """ParC speed, side by side in one run: spatial vs FFT vs 'auto' vs a 7x7 depthwise convolution,
-and parc_convnext_xt vs convnext_xt images/s.
+and parc_convnext_xt vs convnext_xt images/s (inference and training).
 
     python benchmarks/bench_parc.py                 # layer table (N = 7..112) and the two networks
     python benchmarks/bench_parc.py --no-models --sizes 14 56 --repeats 3
@@ -81,23 +81,30 @@ def layer_table(sizes, channels, batch, repeats):
 
 
 def model_table(img_size, repeats):
-    print(f"\n## parc_convnext_xt vs convnext_xt, inference at {img_size}x{img_size} (best of >= {repeats}; "
+    print(f"\n## parc_convnext_xt vs convnext_xt at {img_size}x{img_size} (best of >= {repeats}; "
           f"images/s on the chosen clock)\n")
-    models = {"convnext_xt": danlu.create_model("convnext_xt").eval()}
+    models = {"convnext_xt": danlu.create_model("convnext_xt")}
     for impl in ("spatial", "fft", "auto"):
-        models[f"parc_convnext_xt ({impl})"] = set_parc_impl(danlu.create_model("parc_convnext_xt").eval(), impl)
-    print("| model | batch 1: ms/image | batch 8: images/s | batch-1 time / convnext_xt |")
-    print("|---|---|---|---|")
-    results = {}
+        models[f"parc_convnext_xt ({impl})"] = set_parc_impl(danlu.create_model("parc_convnext_xt"), impl)
+    print("| model | inference batch 1: ms/image | inference batch 8: images/s | training batch 8 (fwd+bwd): images/s "
+          "| batch-1 time / convnext_xt |")
+    print("|---|---|---|---|---|")
+    results = {name: {} for name in models}
     with torch.no_grad():
+        for m in models.values():
+            m.eval()
         for batch in (1, 8):
             x = torch.randn(batch, 3, img_size, img_size)
-            t = best_times({name: (lambda m=m: m(x)) for name, m in models.items()}, repeats)
-            for name in models:
-                results.setdefault(name, {})[batch] = t[name]
+            for name, t in best_times({name: (lambda m=m: m(x)) for name, m in models.items()}, repeats).items():
+                results[name][batch] = t
+    for m in models.values():
+        m.train()
+    x = torch.randn(8, 3, img_size, img_size)
+    for name, t in best_times({name: (lambda m=m: m(x).sum().backward()) for name, m in models.items()}, repeats).items():
+        results[name]["train"] = t
     base = results["convnext_xt"][1]
     for name, r in results.items():
-        print(f"| {name} | {r[1] * 1e3:.1f} | {8 / r[8]:.1f} | {r[1] / base:.2f} |")
+        print(f"| {name} | {r[1] * 1e3:.1f} | {8 / r[8]:.1f} | {8 / r['train']:.1f} | {r[1] / base:.2f} |")
 
 
 def main():
