@@ -89,14 +89,17 @@ class Direction:
                 torch._foreach_sqrt_(den)
                 self.scale *= math.sqrt(c)
             else:
-                if self.V_owned:
+                if self.eps_placement == "corrected_root" and c != 1.0:  # torch's NAdam: sqrt(V / c) + eps
+                    den = torch._foreach_div(self.V, c)
+                    torch._foreach_sqrt_(den)
+                elif self.V_owned:
                     torch._foreach_sqrt_(self.V)
                     den = self.V
                 else:
                     den = torch._foreach_sqrt(self.V)
                 if self.eps_placement == "raw":  # SWATS paper: sqrt(V) + eps, the correction moves to m
                     self.scale *= math.sqrt(c)
-                elif c != 1.0:  # torch: sqrt(V) / sqrt(c) + eps, in this order so results match bit for bit
+                elif self.eps_placement == "outside" and c != 1.0:  # torch's Adam: sqrt(V) / sqrt(c) + eps
                     torch._foreach_div_(den, math.sqrt(c))
                 torch._foreach_add_(den, eps)
             self._den = den
@@ -200,8 +203,7 @@ class momentum(Piece):
         else:
             torch._foreach_mul_(buf, self.mu)
             torch._foreach_add_(buf, x, alpha=c * (1.0 - self.dampening))
-        # Nesterov's look-ahead x + mu * b as two fused updates of w rather than a temporary.
-        d.terms = [(x, c), (buf, self.mu)] if self.nesterov else [(buf, 1.0)]
+        d.terms = [(torch._foreach_add(x, buf, alpha=self.mu), c)] if self.nesterov else [(buf, 1.0)]
 
 
 class ema(Piece):
@@ -261,9 +263,10 @@ class sum_of_squares(Piece):
 class ema_of_squares(Piece):
     """Second moment as an EMA V_t = beta V_{t-1} + (1 - beta) g_t^2 (RMSProp, AdaDelta, Adam).
 
-    `bias_correction` divides by 1 - beta^t (Adam). `eps_placement`: 'outside' sqrt(V_hat) + eps (torch),
-    'inside' sqrt(V_hat + eps) (AdaDelta), 'raw' sqrt(V) + eps with the correction moved to the numerator (the
-    SWATS paper's Adam).
+    `bias_correction` divides by 1 - beta^t (Adam). `eps_placement`: 'outside' sqrt(V_hat) + eps, computed as
+    sqrt(V) / sqrt(c) + eps (torch's Adam); 'corrected_root' the same value computed as sqrt(V / c) + eps (torch's
+    NAdam; the two orders are kept so results match torch's bit for bit); 'inside' sqrt(V_hat + eps) (AdaDelta);
+    'raw' sqrt(V) + eps with the correction moved to the numerator (the SWATS paper's Adam).
     """
 
     def __init__(self, beta, eps, bias_correction=False, eps_placement="outside", key="exp_avg_sq"):

@@ -127,7 +127,8 @@ class NAdam(ChainOptimizer):
     def chain(self, group):
         b1, b2 = group["betas"]
         return [_weight_decay(group), nesterov_ema(b1, group["momentum_decay"]),
-                ema_of_squares(b2, group["eps"], bias_correction=True), descent(group["lr"])]
+                ema_of_squares(b2, group["eps"], bias_correction=True, eps_placement="corrected_root"),
+                descent(group["lr"])]
 
 
 __all__ = ["SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "NAdam"]
