@@ -4,6 +4,7 @@ Read it top to bottom: `fit` runs epochs; an epoch is forward -> loss -> backwar
 optimizer step -> schedule step; then validation, a metrics row, and a checkpoint. Only rank 0
 writes anything. The trainer knows nothing about particular models or data sets."""
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -151,6 +152,7 @@ class Trainer:
             self.history.append(row)
             if self.cfg.progress and is_main():
                 tqdm.write(_summary(row, self.cfg.epochs))
+                sys.stdout.flush()  # show progress in logs too, where stdout is block-buffered
             score = row.get("val_acc1", row["train_acc1"])
             if log:
                 log.append(row)
