@@ -49,7 +49,7 @@ def best_times(fns, repeats, min_total_s=1.0, max_repeats=50):
     return best
 
 
-def layer_table(sizes, channels, batch, repeats):
+def layer_table(sizes, channels, batch, repeats, min_time):
     print(f"\n## One ParC layer: C={channels}, batch {batch}, depthwise, forward + backward (ms, best of >= {repeats})\n")
     print("| N | dir | spatial | FFT | auto (picks) | dw 7x7 | spatial / FFT | auto / faster | pick / faster | dw7x7 / FFT |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -64,7 +64,7 @@ def layer_table(sizes, channels, batch, repeats):
                 m.load_state_dict(layers["spatial"].state_dict())
             fns = {impl: (lambda m=m: m(x).backward(grad)) for impl, m in layers.items()}
             fns["dw7x7"] = lambda: conv(x).backward(grad)
-            t = best_times(fns, repeats)
+            t = best_times(fns, repeats, min_time)
             picked = next(v for k, v in ParC.auto_choices.items() if k[0] == tuple(x.shape) and k[5] == direction and k[3])
             faster = min(t["spatial"], t["fft"])
             worst_auto = max(worst_auto, t["auto"] / faster)
@@ -113,6 +113,7 @@ def main():
     ap.add_argument("--channels", type=int, default=64)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--min-time", type=float, default=1.0, help="keep repeating a layer case until it took this many seconds")
     ap.add_argument("--img-size", type=int, default=224)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     ap.add_argument("--no-models", action="store_true", help="only the layer table")
@@ -127,7 +128,7 @@ def main():
     torch.manual_seed(0)
     print(f"# bench_parc: torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, "
           f"{os.cpu_count()} CPUs ({platform.machine()}), python {platform.python_version()}")
-    layer_table(args.sizes, args.channels, args.batch, args.repeats)
+    layer_table(args.sizes, args.channels, args.batch, args.repeats, args.min_time)
     if not args.no_models:
         model_table(args.img_size, args.repeats)
 
