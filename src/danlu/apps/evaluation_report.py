@@ -31,7 +31,7 @@ def plot_confusion_matrix(matrix, classes, path):
     plt = _pyplot()
     k = len(classes)
     shares = matrix.float() / matrix.sum(dim=1, keepdim=True).clamp(min=1)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * k, 0.8 + 0.5 * k))
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.5 + 0.55 * k), max(4.0, 1.2 + 0.5 * k)))  # room for the title
     ax.imshow(shares.numpy(), cmap="Blues", vmin=0, vmax=1)
     for i in range(k):
         for j in range(k):
