@@ -281,8 +281,31 @@ def _gradcam(args):
     return 0
 
 
+def _add_optim_viz(sub):
+    p = sub.add_parser("optim-viz", help="optimizer paths on 2-D test functions, one contour-plot PNG per function")
+    p.add_argument("--functions", default="rosenbrock,beale,saddle,rastrigin,himmelblau",
+                   help="comma-separated: rosenbrock, beale, saddle, rastrigin, himmelblau")
+    p.add_argument("--optimizers", default="sgd,sgdm,nag,adagrad,rmsprop,adam,nadam,swats",
+                   help="comma-separated optimizer names (as create_optimizer takes them)")
+    p.add_argument("--steps", type=int, default=300, help="steps per path (default 300)")
+    p.add_argument("--lr", type=float, default=None, help="one lr for all (default: best of a log grid per path)")
+    p.add_argument("--out", default="trajectories", help="output folder (default ./trajectories)")
+    p.set_defaults(func=_optim_viz)
+
+
+def _optim_viz(args):
+    from .apps.trajectories import run
+
+    summary = run(args.functions.split(","), args.optimizers.split(","), args.steps, args.lr, args.out)
+    for fn, finals in summary.items():
+        print(f"{fn}: " + ", ".join(f"{o} {loss:.3g} (lr {lr:.2g})" for o, (lr, loss) in finals.items()))
+    print(f"wrote {len(summary)} PNG file(s) to {args.out}")
+    return 0
+
+
 # Each entry adds one subcommand; keep one `_add_<name>` function per subcommand above.
-COMMANDS = [_add_train, _add_evaluate, _add_predict, _add_models, _add_stylize, _add_export, _add_erf, _add_gradcam]
+COMMANDS = [_add_train, _add_evaluate, _add_predict, _add_models, _add_stylize, _add_export, _add_erf, _add_gradcam,
+            _add_optim_viz]
 
 
 def build_parser():
