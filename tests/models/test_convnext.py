@@ -95,3 +95,8 @@ def test_backbone_and_no_weight_decay():
     assert model(torch.randn(1, 3, 64, 64)).shape == (1, 64)
     assert "stages.3.1.parc_v.pe" in model.no_weight_decay()
     assert sum(isinstance(m, ParC) for m in model.modules()) == 6
+
+
+def test_too_small_input_gets_one_clear_sentence():
+    with pytest.raises(ValueError, match="at least 32x32 pixels, got 17x200"):
+        tiny()(torch.randn(1, 3, 17, 200))

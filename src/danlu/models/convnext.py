@@ -101,6 +101,9 @@ class ConvNeXt(nn.Module):
     def forward_intermediates(self, x):
         """The output maps (B, C, H, W) of the four stages, at strides 4, 8, 16, 32."""
         check_image(x, self.in_chans, 1, type(self).__name__)
+        if min(x.shape[-2:]) < 32:  # the stem (/4) and three 2x2 downsamplings need at least one pixel at /32
+            raise ValueError(f"ConvNeXt needs images of at least 32x32 pixels, got {x.shape[-2]}x{x.shape[-1]}; "
+                             "resize or pad the input")
         outs = []
         for down, stage in zip(self.downsample_layers, self.stages):
             x = stage(down(x))
