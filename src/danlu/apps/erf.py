@@ -103,9 +103,10 @@ def run(model_name, weights=None, images=None, num_images=8, img_size=None, out=
     from .images import list_images, load_images
 
     torch.manual_seed(seed)  # the initialisation is part of the result when no weights are given
-    model = create_model(model_name, pretrained=weights or False, num_classes=num_classes)
+    # built for img_size like the trainer builds it, so weights trained at that size fit (ParC kernel lengths)
+    model = create_model(model_name, pretrained=weights or False, num_classes=num_classes, img_size=img_size)
     cfg = model.default_cfg
-    size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size or cfg.input_size[1:])
+    size = cfg.input_size[1:]  # img_size when given, else the model's default
     if images:
         x = load_images(list_images(images)[:num_images], size, cfg.mean, cfg.std)
     else:

@@ -83,9 +83,9 @@ def run(model_name, weights, image, out="gradcam.png", target_layer=None, class_
     from ..models import create_model
     from .images import load_images
 
-    model = create_model(model_name, pretrained=weights, num_classes=num_classes).eval()
+    model = create_model(model_name, pretrained=weights, num_classes=num_classes, img_size=img_size).eval()
     cfg = model.default_cfg
-    size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size or cfg.input_size[1:])
+    size = cfg.input_size[1:]  # img_size when given, else the model's default
     x = load_images([image], size, cfg.mean, cfg.std)
     cam, idx = grad_cam(model, x, class_idx, target_layer)
     with torch.no_grad():
