@@ -20,7 +20,7 @@ def test_erf_command(tmp_path, capsys):
 def test_gradcam_command(tmp_path, capsys):
     torch.manual_seed(0)
     weights = tmp_path / "w.pth"
-    torch.save(danlu.create_model("parcnet_xs", num_classes=10).state_dict(), weights)
+    torch.save(danlu.create_model("parcnet_xs", num_classes=10, img_size=32).state_dict(), weights)  # trained at 32
     image = tmp_path / "img.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(image)
     out = tmp_path / "cam.png"
