@@ -238,7 +238,8 @@ def test_native_size_uses_position_terms_untouched(monkeypatch):
     def never(*args, **kwargs):
         raise AssertionError("position terms were resized at the native size")
     monkeypatch.setattr(ptnt_module, "resample_grid", lambda pos, old, new, *a: pos if old == new else never())
-    monkeypatch.setattr(ptnt_module, "resample_rel_pos", lambda b, oq, ok, nq, nk: b if (oq, ok) == (nq, nk) else never())
+    monkeypatch.setattr(ptnt_module, "resample_rel_pos",
+                        lambda b, oq, ok, nq, nk: b if (oq, ok) == (nq, nk) else never())
     with torch.no_grad():
         assert torch.equal(model(x), before)
 
@@ -370,3 +371,12 @@ def test_load_reports_missing_and_unexpected_keys(official_ti, ti_model):
 def test_bad_input_channels_is_one_clear_error():
     with pytest.raises(ValueError, match="expects 3 input channels, got 1"):
         _tiny()(torch.randn(1, 1, 64, 64))
+
+
+@pytest.mark.slow
+def test_cifar10_two_epochs_reach_45_percent(data_dir, tmp_path):
+    # the figure: `danlu train --model ptnt_ti_patch16_192 --dataset cifar10 --img-size 32 --epochs 2`
+    from danlu import train
+    trainer = train(model="ptnt_ti_patch16_192", dataset="cifar10", data_dir=str(data_dir / "cifar10"), img_size=32,
+                    epochs=2, out=str(tmp_path), progress=False)
+    assert trainer.history[-1]["val_acc1"] >= 45.0

@@ -221,11 +221,12 @@ class PyramidTNT(nn.Module):
             sd["outer_pos"] = resample_grid(pos, _square(pos.shape[1]), self.grid)
         for i, stage in enumerate(self.stages):
             key = f"stages.{i}.relative_pos"
-            bias = sd.get(key)
-            if (bias is not None and bias.shape != stage.relative_pos.shape and bias.shape[:2] == stage.relative_pos.shape[:2]
-                    and _square(bias.shape[2]) and _square(bias.shape[3])):
-                sd[key] = resample_rel_pos(bias, _square(bias.shape[2]), _square(bias.shape[3]),
-                                           stage.grid, stage.key_grid)
+            bias, own = sd.get(key), stage.relative_pos.shape
+            if bias is None or bias.shape == own or bias.shape[:2] != own[:2]:
+                continue
+            queries, keys = _square(bias.shape[2]), _square(bias.shape[3])
+            if queries and keys:
+                sd[key] = resample_rel_pos(bias, queries, keys, stage.grid, stage.key_grid)
         if self.features_only:
             sd = {k: v for k, v in sd.items() if not k.startswith(("norm.", "head."))}
         return sd
