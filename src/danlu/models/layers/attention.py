@@ -3,7 +3,7 @@
 Both paths take an optional additive bias (relative position bias, masks) so that models with a
 bias still get the fused kernel. The explicit path is what `torch.utils.flop_counter` can count
 (it counts nothing for the CPU kernel behind SDPA), so FLOP counting switches it on with
-`fused_attn(False)`.
+`fused_attn(False)`. bfloat16 on CPU also takes the explicit path, which is faster there.
 """
 import contextlib
 
@@ -29,15 +29,22 @@ def fused_attn(enabled):
         _FUSED = previous
 
 
+def _slow_fused_kernel(q):
+    # In bfloat16 the CPU flash kernel is slower than two bf16 matmuls and a softmax (about 1.8x forward,
+    # 2.8x forward+backward at ViT-S/16 shapes; benchmarks/bench_attention.py), so bf16 on CPU takes the
+    # explicit path; fp32 and CUDA keep the fused kernel.
+    return q.device.type == "cpu" and q.dtype == torch.bfloat16
+
+
 def scaled_dot_product(q, k, v, attn_bias=None, dropout_p=0.0, scale=None):
     """softmax(q k^T * scale + attn_bias) v over the last two dims; q, k, v are (B, heads, N, d)."""
-    if _FUSED:
+    if _FUSED and not _slow_fused_kernel(q):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, dropout_p=dropout_p, scale=scale)
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     attn = (q * scale) @ k.transpose(-2, -1)
     if attn_bias is not None:
         attn = attn + attn_bias
-    attn = attn.softmax(dim=-1)
+    attn = attn.softmax(dim=-1, dtype=torch.float32).to(v.dtype)  # normalise in fp32 under bf16
     if dropout_p:
         attn = F.dropout(attn, p=dropout_p)
     return attn @ v
