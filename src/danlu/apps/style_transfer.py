@@ -78,6 +78,10 @@ def stylize(content, style, vgg, steps=300, style_weight=1e6, content_weight=1.0
     content's size if it differs). Returns (image, history) with one dict of losses per step."""
     from tqdm import tqdm
 
+    if min(content.shape[-2:]) < 16:
+        h, w = content.shape[-2:]
+        raise ValueError(f"the content image is {h}x{w} pixels; style transfer needs at least 16 a side "
+                         "(VGG19 pools 4 times before conv5_1): use a larger --size")
     if style.shape[-2:] != content.shape[-2:]:
         style = F.interpolate(style, size=content.shape[-2:], mode="bilinear", antialias=True,
                               align_corners=False).clamp(0, 1)
