@@ -1,4 +1,5 @@
 """SWATS against a plain float64 transcription of the paper's algorithm (Keskar & Socher 2017, Algorithm 1)."""
+import functools
 import math
 
 import pytest
@@ -26,6 +27,7 @@ def _problem():
     return grads
 
 
+@functools.lru_cache(maxsize=None)
 def _reference(steps):
     """The paper's algorithm, written out on one flat float64 vector (the whole parameter group)."""
     grads = _problem()

@@ -108,19 +108,16 @@ class Direction:
         return self._den
 
     def materialize(self):
-        """Evaluate the direction into fresh tensors: sum_i c_i m_i / den, times `scale` (which then becomes 1)."""
+        """Evaluate the direction into one fresh tensor list r; the step becomes the single term (r, c)."""
         den = self.denominator()
-        out = None
-        for x, c in self.terms:
-            c = c * self.scale
-            if out is None:
-                out = torch._foreach_div(x, den) if den is not None else torch._foreach_mul(x, 1.0)
-                torch._foreach_mul_(out, c)
-            elif den is not None:
-                torch._foreach_addcdiv_(out, x, den, c)
+        (x, c), *rest = self.terms
+        out = torch._foreach_div(x, den) if den is not None else [t.clone() for t in x]
+        for y, cy in rest:
+            if den is not None:
+                torch._foreach_addcdiv_(out, y, den, cy / c)
             else:
-                torch._foreach_add_(out, x, alpha=c)
-        self.terms, self.scale = [(out, 1.0)], 1.0
+                torch._foreach_add_(out, y, alpha=cy / c)
+        self.terms, self.scale = [(out, c * self.scale)], 1.0
         self.set_second_moment(None)
         return out
 
@@ -361,8 +358,8 @@ class descent(Piece):
 class Bucket:
     """Parameters of one group that share device, dtype and step count: one foreach call covers them."""
 
-    def __init__(self, group, params, states, t):
-        self.group, self.params, self.states, self.t = group, params, states, t
+    def __init__(self, group, params, grads, states, t):
+        self.group, self.params, self.grads, self.states, self.t = group, params, grads, states, t
 
     def scalar(self, key, default):
         return self.states[0].get(key, default)
@@ -408,21 +405,23 @@ class ChainOptimizer(torch.optim.Optimizer):
             keys.update(piece.state)
         by_key = {}
         for p in group["params"]:
-            if p.grad is None:
+            grad = p.grad
+            if grad is None:
                 continue
-            if p.grad.is_sparse:
-                raise ValueError(f"{type(self).__name__} does not support sparse gradients; use torch.optim.SparseAdam.")
-            if p.is_complex():
-                raise ValueError(f"{type(self).__name__} does not support complex parameters; optimise the real "
-                                 "and imaginary parts as separate real tensors (torch.view_as_real).")
+            if grad.is_sparse or p.is_complex():
+                raise ValueError(f"{type(self).__name__} supports only dense real parameters and gradients; use "
+                                 "torch.optim.SparseAdam for sparse gradients, torch.view_as_real for complex ones.")
             state = self.state[p]
-            state["step"] = state.get("step", 0) + 1
+            t = state["step"] = state.get("step", 0) + 1
             for key, fill in keys.items():
                 if key not in state:
                     state[key] = torch.full_like(p, fill, memory_format=torch.preserve_format)
-            by_key.setdefault((p.device, p.dtype, state["step"]), []).append(p)
-        for (_, _, t), params in by_key.items():
-            yield Bucket(group, params, [self.state[p] for p in params], t), list(keys)
+            bucket = by_key.get((p.device, p.dtype, t))
+            if bucket is None:
+                bucket = by_key[(p.device, p.dtype, t)] = ([], [], [])
+            bucket[0].append(p), bucket[1].append(grad), bucket[2].append(state)
+        for (_, _, t), (params, grads, states) in by_key.items():
+            yield Bucket(group, params, grads, states, t), list(keys)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -441,7 +440,7 @@ class ChainOptimizer(torch.optim.Optimizer):
 
     def _run(self, group, bucket, keys, pieces):
         params = bucket.params
-        lists = [params, [p.grad for p in params]] + [[s[k] for s in bucket.states] for k in keys]
+        lists = [params, bucket.grads] + [[s[k] for s in bucket.states] for k in keys]
         if group["foreach"] is False:
             chunks = ([[lst[i]] for lst in lists] for i in range(len(params)))
         elif params[0].device.type == "cpu":

@@ -25,11 +25,12 @@ class projection(Piece):
         self.seen = False
 
     def __call__(self, tile, d):
-        r = d.materialize()
+        d.materialize()
+        (r, c), = d.terms
         for x, g in zip(r, d.g):
             x, g = x.reshape(-1), g.reshape(-1)
-            self.rr += torch.dot(x, x).item()
-            self.rg += torch.dot(x, g).item()
+            self.rr += c * c * torch.dot(x, x).item()
+            self.rg += c * torch.dot(x, g).item()
         self.seen = True
 
 
