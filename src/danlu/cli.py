@@ -31,6 +31,7 @@ def _models(args):
         print(f"{name:32s} {count_params(model):>14,d} {flops:>9s}  {'x'.join(map(str, cfg.input_size))}")
     return 0
 
+
 _TRAIN_OPTIONS = [
     # (flag, type, help); every default is None so that only options given on the command line override
     ("--model", str, "registered model name (danlu models lists them)"),
@@ -144,7 +145,7 @@ def _evaluate(args):
     _, _, val, _ = build_data(cfg)
     model, info = load_checkpoint_model(ckpt_dir)
     trainer = Trainer(model, val, val, cfg.updated(progress=False), model_info=info)
-    metrics, targets, labels, probs = trainer.evaluate(return_predictions=True)
+    metrics, targets, labels, _ = trainer.evaluate(return_predictions=True)
     print(f"checkpoint: {Path(ckpt_dir)}")
     print(", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
     from .apps.evaluation_report import write_evaluation_report
