@@ -91,15 +91,6 @@ ONE_PER_OPTIMIZER = [1, 5, 8, 11, 14, 17, 20]
 PATHS = [(c, "foreach") for c in range(len(CASES))] + [(c, p) for c in ONE_PER_OPTIMIZER for p in ("tiled", "for-loop")]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: extra threads only add contention on a shared machine.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize("case,path", PATHS, ids=[f"{CASES[c][0]}-{c}-{p}" for c, p in PATHS])
 def test_matches_torch_100_steps(case, path, monkeypatch):
     ours_kw = {"foreach": False} if path == "for-loop" else {}
