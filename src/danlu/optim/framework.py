@@ -123,12 +123,12 @@ class Direction:
 
 
 class Tile:
-    """One tile of a parameter bucket: aligned lists of params, grads and state tensors, plus the step t."""
+    """One tile of a bucket: aligned lists of params and state tensors (`state[key]`), the step t and the group."""
 
-    __slots__ = ("params", "grads", "state", "t", "group", "bucket")
+    __slots__ = ("params", "state", "t", "group")
 
-    def __init__(self, params, grads, state, t, group, bucket):
-        self.params, self.grads, self.state, self.t, self.group, self.bucket = params, grads, state, t, group, bucket
+    def __init__(self, params, state, t, group):
+        self.params, self.state, self.t, self.group = params, state, t, group
 
 
 # ----------------------------------------------------------------------------------------------- pieces
@@ -452,7 +452,7 @@ class ChainOptimizer(torch.optim.Optimizer):
             owned = group["maximize"]
             if owned:
                 g = torch._foreach_neg(g)
-            tile = Tile(p, g, dict(zip(keys, states)), bucket.t, group, bucket)
+            tile = Tile(p, dict(zip(keys, states)), bucket.t, group)
             d = Direction(g, owned)
             for piece in pieces:
                 piece(tile, d)
