@@ -41,6 +41,14 @@ def test_onnx_matches_pytorch(tmp_path, name, size):
     assert all(m.frozen_weight is None for m in model.modules() if isinstance(m, ParC))  # unfrozen afterwards
 
 
+def test_features_only_backbone_exports_every_map(tmp_path):
+    model = danlu.create_model("parcnet_xs", features_only=True)
+    _make_every_layer_count(model, torch.randn(4, 3, 32, 32))
+    err = export_onnx(model, tmp_path / "m.onnx", 32)  # the last map reaches ~100: relative 1e-4 holds
+    assert 0 < err <= 1e-2
+    assert len(onnx.load(str(tmp_path / "m.onnx")).graph.output) == 5
+
+
 def test_old_opset_is_refused(tmp_path):
     with pytest.raises(ValueError, match="opset 12 is too old"):
         export_onnx(torch.nn.Identity(), tmp_path / "m.onnx", 8, opset=12)
