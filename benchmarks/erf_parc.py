@@ -18,7 +18,7 @@ import torch
 
 from danlu import create_model
 from danlu.apps.erf import THRESHOLDS, erf, random_images
-from danlu.apps.images import list_images, load_images
+from danlu.data.image_files import list_images, load_images
 
 VARIANTS = [  # (model, layer scale set to 1, label)
     ("convnext_xt", False, "convnext_xt"),

@@ -36,7 +36,7 @@ def test_load_image_resizes_longer_side_and_reports_non_images(tmp_path):
     torch.testing.assert_close(img[0, :, 3, 5], torch.tensor([1.0, 0.0, 0.0]))
     assert load_image(tmp_path / "red.png", (5, 7)).shape == (1, 3, 5, 7)
     (tmp_path / "notes.png").write_text("not an image")
-    with pytest.raises(ValueError, match="notes.png is not an image file"):
+    with pytest.raises(ValueError, match="notes.png' is not an image file"):
         load_image(tmp_path / "notes.png")
 
 

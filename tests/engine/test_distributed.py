@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -12,7 +13,10 @@ COMMON = ["train", "--model", "mlp", "--dataset", "digits", "--max-train-samples
 def _run(args, nproc=None):
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] if nproc \
         else [sys.executable]
-    result = subprocess.run(launcher + ["-m", "danlu"] + COMMON + args, capture_output=True, text=True, timeout=600)
+    # one thread per process: two processes with two spinning OpenMP threads each would oversubscribe 2 cores
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(launcher + ["-m", "danlu"] + COMMON + args, capture_output=True, text=True, timeout=600,
+                            env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 

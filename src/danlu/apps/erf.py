@@ -100,7 +100,7 @@ def erf(model, images, out=None, title=None, thresholds=THRESHOLDS, batch_size=4
 def run(model_name, weights=None, images=None, num_images=8, img_size=None, out=None, seed=0, num_classes=None):
     """The `danlu erf` command: build the model, read or draw the images, measure, print the ratios."""
     from ..models import create_model
-    from .images import list_images, load_images
+    from ..data.image_files import list_images, load_images
 
     torch.manual_seed(seed)  # the initialisation is part of the result when no weights are given
     # built for img_size like the trainer builds it, so weights trained at that size fit (ParC kernel lengths)

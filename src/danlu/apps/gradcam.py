@@ -81,7 +81,7 @@ def save_overlay(image, cam, path, title=None, alpha=0.5):
 def run(model_name, weights, image, out="gradcam.png", target_layer=None, class_idx=None, img_size=None, num_classes=None):
     """The `danlu gradcam` command: load model and image, compute the map, write the overlay PNG."""
     from ..models import create_model
-    from .images import load_images
+    from ..data.image_files import load_images
 
     model = create_model(model_name, pretrained=weights, num_classes=num_classes, img_size=img_size).eval()
     cfg = model.default_cfg

@@ -29,14 +29,9 @@ def gram_matrix(features):
 def load_image(path, size=None):
     """An image file as a float (1, 3, H, W) tensor in [0, 1]; `size` (int) is its longer side after resizing
     (aspect kept), (h, w) an exact size. Files that are not images are reported by name."""
-    from PIL import UnidentifiedImageError
+    from ..data.image_files import read_image
 
-    from .images import read_image
-
-    try:
-        img = read_image(path).unsqueeze(0).float() / 255
-    except UnidentifiedImageError:
-        raise ValueError(f"{path} is not an image file that Pillow can read; pass a PNG or JPEG") from None
+    img = read_image(path).unsqueeze(0).float() / 255
     if isinstance(size, int):
         h, w = img.shape[-2:]
         size = (max(1, round(h * size / max(h, w))), max(1, round(w * size / max(h, w))))

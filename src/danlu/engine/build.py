@@ -21,8 +21,10 @@ def build_data(cfg):
     val_split = cfg.val_split if cfg.val_split is not None else (None if val is not None else 0.2)
     if val_split:
         train, val = split_dataset(train, val_split, cfg.seed)
-    if cfg.max_train_samples:
-        train = Subset(train, range(min(cfg.max_train_samples, len(train))))
+    if cfg.max_train_samples and cfg.max_train_samples < len(train):
+        # a seeded random subset: data sets stored in class order would otherwise lose whole classes
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed))
+        train = Subset(train, sorted(order[:cfg.max_train_samples].tolist()))
     img_size = None
     if bundle.input_kind == "image":
         img_size = cfg.img_size or tuple(bundle.input_size[1:])

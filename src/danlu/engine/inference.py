@@ -1,9 +1,5 @@
 """Rebuilding a trained model from its checkpoint, and preparing image files for it."""
-import numpy as np
-import torch
-from PIL import Image, UnidentifiedImageError
-
-from ..data.transforms import Compose, Normalize, Resize, ToFloat
+from ..data.image_files import load_images
 from ..models import create_model
 from . import checkpoint as ckpt
 
@@ -22,13 +18,4 @@ def load_checkpoint_model(path, device="cpu"):
 
 def load_image(path, info):
     """A normalised (C, H, W) tensor from an image file, converted to the model's channels and size."""
-    channels = info["model_kwargs"].get("in_chans", 3)
-    try:
-        img = Image.open(path).convert("L" if channels == 1 else "RGB")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"image file '{path}' does not exist") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"'{path}' is not a readable image ({e})") from None
-    x = torch.from_numpy(np.asarray(img).copy())
-    x = x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1)
-    return Compose([Resize(info["img_size"]), ToFloat(), Normalize(info["mean"], info["std"])])(x)
+    return load_images([path], info["img_size"], info["mean"], info["std"], info["model_kwargs"].get("in_chans", 3))[0]
