@@ -45,4 +45,4 @@ def test_stylize_writes_a_png_and_names_bad_images(tmp_path, capsys):
     (tmp_path / "notes.png").write_text("not an image")
     assert main(["stylize", "--content", str(tmp_path / "notes.png"), "--style", str(tmp_path / "style.jpg"),
                  "--out", str(out)]) == 2
-    assert "notes.png is not an image file" in capsys.readouterr().err
+    assert "notes.png' is not an image file" in capsys.readouterr().err
