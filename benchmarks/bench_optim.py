@@ -76,7 +76,7 @@ def main(argv=None):
     print(f"vit_small_patch16_224: {len(template)} tensors, {n / 1e6:.1f}M params; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; {args.clock} clock; {args.repeats} repeats x {args.steps} steps; "
           "medians in ms")
-    print(f"| optimizer | ours | torch foreach | torch for-loop | ratio ours/best torch | target |")
+    print("| optimizer | ours | torch foreach | torch for-loop | ratio ours/best torch | target |")
     print("|---|---|---|---|---|---|")
     only = set(args.only.split(",")) if args.only else None
     for name, (ours_cls, torch_cls, kw) in CASES.items():

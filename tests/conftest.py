@@ -16,6 +16,16 @@ def data_dir():
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """The tests use small tensors: on 2 cores, a second OpenMP thread costs more in hand-offs (and in
+    spinning against other processes) than it gains."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _seeded():
     torch.manual_seed(0)

@@ -1,5 +1,4 @@
 import pytest
-import torch
 
 from danlu.data import create_dataset
 from danlu.models import create_model

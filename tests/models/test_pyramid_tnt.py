@@ -24,15 +24,6 @@ TINY = dict(depths=(1, 2, 1, 1), outer_dims=(16, 32, 64, 64), inner_dims=(4, 8, 
             inner_heads=(1, 2, 2, 2), num_classes=7)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small ops on a shared 2-core machine spend far more time in thread hand-offs than in work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def spec():
     if not SPEC.is_file():

@@ -24,15 +24,6 @@ TIMM_RENAMES = [("outer_pos", "patch_pos"), ("inner_pos", "pixel_pos"), ("patch_
                 ("outer_mlp", "mlp")]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small ops on a shared 2-core machine spend far more time in thread hand-offs than in work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def spec():
     if not SPEC.is_file():

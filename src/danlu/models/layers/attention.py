@@ -44,7 +44,7 @@ def scaled_dot_product(q, k, v, attn_bias=None, dropout_p=0.0, scale=None):
     attn = (q * scale) @ k.transpose(-2, -1)
     if attn_bias is not None:
         attn = attn + attn_bias
-    attn = attn.softmax(dim=-1, dtype=torch.float32).to(v.dtype)  # normalise in fp32 under bf16
+    attn = attn.softmax(dim=-1)
     if dropout_p:
         attn = F.dropout(attn, p=dropout_p)
     return attn @ v
