@@ -9,6 +9,9 @@ def test_models_table(capsys):
     assert main(["models", "vit_tiny*"]) == 0
     line = capsys.readouterr().out.splitlines()[1].split()
     assert line[:3] == ["vit_tiny_patch16_224", "5,717,416", "2.507"] and line[3] == "3x224x224"
+    assert main(["models", "lstm_classifier"]) == 0  # token ids, not images, for a text model
+    line = capsys.readouterr().out.splitlines()[1].split()
+    assert line[1] == "355,393" and line[3] == "70"  # (torch's flop counter has no formula for LSTM)
 
 
 def test_train_evaluate_predict(tmp_path, capsys):

@@ -27,7 +27,8 @@ def _models(args):
         cfg = get_model_config(name)
         with torch.device("meta") if args.no_flops else contextlib.nullcontext():
             model = create_model(name)
-        flops = "-" if args.no_flops else f"{count_flops(model, cfg.input_size) / 1e9:.3f}"
+        example = torch.zeros(1, *cfg.input_size, dtype=torch.long) if cfg.input_kind == "tokens" else cfg.input_size
+        flops = "-" if args.no_flops else f"{count_flops(model, example) / 1e9:.3f}"
         print(f"{name:32s} {count_params(model):>14,d} {flops:>9s}  {'x'.join(map(str, cfg.input_size))}")
     return 0
 
