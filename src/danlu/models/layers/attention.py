@@ -30,9 +30,9 @@ def fused_attn(enabled):
 
 
 def _slow_fused_kernel(q):
-    # In bfloat16 the CPU flash kernel is slower than two bf16 matmuls and a softmax (about 1.8x forward,
-    # 2.8x forward+backward at ViT-S/16 shapes; benchmarks/bench_attention.py), so bf16 on CPU takes the
-    # explicit path; fp32 and CUDA keep the fused kernel.
+    # In bfloat16 the CPU flash kernel is 2-3x slower than two bf16 matmuls and a softmax, forward and
+    # backward, at ViT-S/16 shapes (benchmarks/bench_attention.py), so bf16 on CPU takes the explicit
+    # path; fp32 and CUDA keep the fused kernel.
     return q.device.type == "cpu" and q.dtype == torch.bfloat16
 
 
