@@ -70,12 +70,12 @@ class _NaNAfter(nn.Module):
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     data = TensorDataset(torch.randn(16, 4), torch.randint(0, 3, (16,)))
     trainer = Trainer(_NaNAfter(calls=4 + 4), data, data,  # epoch 1: 4 train + 4 val batches, then NaN
-                      TrainConfig(epochs=3, batch_size=4, progress=False, schedule="none"), run_dir=tmp_path)
+                      TrainConfig(epochs=3, batch_size=4, progress=False, schedule="none"), run_dir=tmp_path / "new")
     with pytest.raises(NonFiniteLossError, match=r"loss became nan at epoch 2, step 1; .*epoch_0001.*--lr"):
         trainer.fit()
-    assert resolve_checkpoint(tmp_path).name == "epoch_0001"
-    assert all(torch.isfinite(v).all() for v in _weights(tmp_path).values())
-    assert not list((tmp_path / "checkpoints").glob(".*tmp"))   # nothing half-written
+    assert resolve_checkpoint(tmp_path / "new").name == "epoch_0001"  # the run directory was created
+    assert all(torch.isfinite(v).all() for v in _weights(tmp_path / "new").values())
+    assert not list((tmp_path / "new" / "checkpoints").glob(".*tmp"))   # nothing half-written
 
 
 def test_bf16_and_channels_last(tmp_path):

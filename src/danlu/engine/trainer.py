@@ -62,6 +62,8 @@ class Trainer:
             self.train_model = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.run_dir = Path(run_dir) if run_dir else None
+        if self.run_dir and is_main():
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         self.model_info = model_info or {}
         self.train_sampler = EpochSampler(len(train_set), self.cfg.seed, True, rank(), world_size())
         self.train_loader = self._loader(train_set, self.train_sampler)
