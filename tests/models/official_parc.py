@@ -41,3 +41,12 @@ def official_parc(x, weight, bias, pe, code_type):
     kg = k.view(groups, -1, k.shape[1], k.shape[2])
     y = sum(torch.einsum("bgchw,goc->bgohw", torch.roll(xg, -s, dims=axis + 1), kg[..., s]) for s in range(k.shape[2]))
     return y.reshape(x.shape[0], -1, *x.shape[2:]) + bias.view(1, -1, 1, 1)
+
+
+def official_split_parc(x, sd, prefix):
+    """The official block's ParC pair: gcc_H on the first channel half, gcc_W on the second."""
+    x1, x2 = x.chunk(2, dim=1)
+    return torch.cat([official_parc(x1, sd[prefix + "gcc_H.gcc_conv.weight"], sd[prefix + "gcc_H.gcc_conv.bias"],
+                                    sd[prefix + "gcc_H.pe"], "H"),
+                      official_parc(x2, sd[prefix + "gcc_W.gcc_conv.weight"], sd[prefix + "gcc_W.gcc_conv.bias"],
+                                    sd[prefix + "gcc_W.pe"], "W")], dim=1)

@@ -6,7 +6,7 @@ from danlu.models.convnext import Block, ConvNeXt
 from danlu.models.layers import ParC
 from danlu.models.layers.parc import parc_split, set_parc_impl
 from danlu.models.pretrained import check_state_dict
-from official_parc import official_parc, official_state_dict
+from official_parc import official_split_parc, official_state_dict
 
 
 @pytest.mark.parametrize("name,expected", [("convnext_xt", 7_438_360), ("parc_convnext_xt", 7_412_824)])
@@ -43,11 +43,7 @@ def test_official_parc_convnext_xt_loads_and_keeps_the_official_meaning():
     # the official gcc_H (first channel half) runs along the height: it must have become our parc_v
     block, prefix = model.stages[2][7], "stages.2.7."
     x = torch.randn(2, 192, 14, 14)
-    x1, x2 = x.chunk(2, dim=1)
-    expected = torch.cat([official_parc(x1, sd[prefix + "gcc_H.gcc_conv.weight"], sd[prefix + "gcc_H.gcc_conv.bias"],
-                                        sd[prefix + "gcc_H.pe"], "H"),
-                          official_parc(x2, sd[prefix + "gcc_W.gcc_conv.weight"], sd[prefix + "gcc_W.gcc_conv.bias"],
-                                        sd[prefix + "gcc_W.pe"], "W")], dim=1)
+    expected = official_split_parc(x, sd, prefix)
     with torch.no_grad():
         torch.testing.assert_close(parc_split(x, block.parc_v, block.parc_h), expected, atol=1e-5, rtol=1e-5)
 
