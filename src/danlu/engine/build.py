@@ -96,7 +96,6 @@ def build_trainer(cfg, resume=None):
     model = create_model(cfg.model, pretrained=cfg.pretrained or False, **kwargs)
     run_dir = Path(resume) if resume else make_run_dir(cfg)
     trainer = Trainer(model, train, val, cfg, run_dir, model_info(cfg, bundle, kwargs, img_size), device=device)
-    trainer.classes = bundle.classes
     if resume:
         trainer.resume(resume)
     return trainer
