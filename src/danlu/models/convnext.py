@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import DropPath, ParC, check_image, drop_path_rates, to_2tuple
-from .layers.parc import map_official_parc_keys, parc_split
+from .layers.parc import map_official_parc_keys, parc_embedding_names, parc_split
 from .registry import register_model
 
 
@@ -90,7 +90,7 @@ class ConvNeXt(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def no_weight_decay(self):
-        return {name for name, _ in self.named_parameters() if name.endswith(".pe")}
+        return parc_embedding_names(self)
 
     def checkpoint_filter_fn(self, state_dict):
         sd = map_official_parc_keys(state_dict, self)

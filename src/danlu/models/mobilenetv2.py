@@ -9,7 +9,7 @@ dicts (`features.N.gcc_H` ...) load with `load_pretrained`.
 from torch import nn
 
 from .layers import ParC, check_image, to_2tuple
-from .layers.parc import map_official_parc_keys, parc_split
+from .layers.parc import map_official_parc_keys, parc_embedding_names, parc_split
 from .registry import register_model
 
 # t (expansion), c (channels), n (blocks), s (stride of the first block), first ParC block in the stage
@@ -101,7 +101,7 @@ class MobileNetV2(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def no_weight_decay(self):
-        return {name for name, _ in self.named_parameters() if name.endswith(".pe")}
+        return parc_embedding_names(self)
 
     def checkpoint_filter_fn(self, state_dict):
         sd = map_official_parc_keys(state_dict, self)

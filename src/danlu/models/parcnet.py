@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .layers import check_image, to_2tuple
-from .layers.parc import ParC
+from .layers.parc import ParC, parc_embedding_names
 from .registry import register_model
 
 
@@ -182,7 +182,7 @@ class ParCNet(nn.Module):
                 nn.init.uniform_(m.weight, -bound, bound)
 
     def no_weight_decay(self):
-        return {n for n, _ in self.named_parameters() if n.endswith(".pe")}
+        return parc_embedding_names(self)
 
     def forward_features(self, x):
         check_image(x, self.in_chans, model="ParC-Net")

@@ -9,7 +9,7 @@ code does and what its 23.74M parameters count. torchvision and official ParC-Re
 from torch import nn
 
 from .layers import ParC, check_image, to_2tuple
-from .layers.parc import map_official_parc_keys, parc_split
+from .layers.parc import map_official_parc_keys, parc_embedding_names, parc_split
 from .registry import register_model
 
 
@@ -88,7 +88,7 @@ class ResNet(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def no_weight_decay(self):
-        return {name for name, _ in self.named_parameters() if name.endswith(".pe")}
+        return parc_embedding_names(self)
 
     def checkpoint_filter_fn(self, state_dict):
         sd = map_official_parc_keys(state_dict, self)

@@ -331,6 +331,11 @@ def map_official_parc_keys(state_dict, model):
     return out
 
 
+def parc_embedding_names(model):
+    """Names of the ParC positional embeddings in `model`: kept out of weight decay, like position embeddings."""
+    return {name for name, _ in model.named_parameters() if name.endswith(".pe")}
+
+
 def set_parc_impl(model, impl):
     """Set `impl` ('spatial', 'fft' or 'auto') on every ParC layer of model; returns model."""
     for m in model.modules():
