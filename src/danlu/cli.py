@@ -33,78 +33,63 @@ def _models(args):
     return 0
 
 
-_TRAIN_OPTIONS = [
-    # (flag, type, help); every default is None so that only options given on the command line override
-    ("--model", str, "registered model name (danlu models lists them)"),
-    ("--dataset", str, "digits (offline default), mnist, cifar10, image-folder, ..."),
-    ("--data-dir", str, "folder (or tarball) holding the data set files"),
-    ("--epochs", int, "number of epochs"),
-    ("--batch-size", int, "batch size per process"),
-    ("--optimizer", str, "optimizer name: sgd, sgdm, nag, adagrad, adadelta, rmsprop, adam, adamw, amsgrad, nadam, swats"),
-    ("--lr", float, "learning rate"),
-    ("--weight-decay", float, "weight decay (biases, norms and position embeddings are exempt)"),
-    ("--schedule", str, "learning-rate schedule: none, step, multistep, cosine, plateau"),
-    ("--warmup-epochs", int, "linear warm-up epochs"),
-    ("--img-size", int, "resize images to this size and build the model for it"),
-    ("--augment", str, "none, flip or crop-flip"),
-    ("--label-smoothing", float, "label smoothing of the cross-entropy"),
-    ("--val-split", float, "hold out this fraction of the training set for validation"),
-    ("--max-train-samples", int, "use only the first N training samples"),
-    ("--clip-grad", float, "clip the global gradient norm to this value"),
-    ("--device", str, "auto, cpu, cuda or cuda:N"),
-    ("--workers", int, "DataLoader worker processes"),
-    ("--seed", int, "random seed"),
-    ("--out", str, "folder for run directories"),
-    ("--name", str, "run directory name (default: model-dataset-time)"),
-    ("--pretrained", str, "weights file to start from"),
-]
+def _train_flags(p):
+    """One flag per TrainConfig field, with the field's help; every default is None so that only options
+    given on the command line override the recipe, config file or resumed run."""
+    import typing
+
+    from .engine import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    for name, f in TrainConfig.fields().items():
+        flag, kind = "--" + name.replace("_", "-"), hints[name]
+        if kind is bool and f.default is True:
+            p.add_argument(f"--no-{name.replace('_', '-')}", dest=name, action="store_false", default=None,
+                           help=f"no {f.metadata['help']}")
+        elif kind is bool:
+            p.add_argument(flag, action="store_true", default=None, help=f.metadata["help"])
+        else:
+            base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
+            parse = {dict: _yaml_of(dict), list: _yaml_of(list)}.get(base, base)
+            p.add_argument(flag, type=parse, default=None, help=f.metadata["help"])
 
 
 def _add_train(sub):
     p = sub.add_parser("train", help="train a model (with no options: the default model on the offline digits data)")
-    for flag, kind, text in _TRAIN_OPTIONS:
-        p.add_argument(flag, type=kind, default=None, help=text)
-    for flag, text in (("--model-kwargs", "YAML mapping of extra model arguments, e.g. '{drop_path_rate: 0.1}'"),
-                       ("--optimizer-kwargs", "YAML mapping of optimizer arguments, e.g. '{momentum: 0.9}'"),
-                       ("--dataset-kwargs", "YAML mapping of data set arguments"),
-                       ("--schedule-kwargs", "YAML mapping of schedule arguments")):
-        p.add_argument(flag, type=_yaml_mapping, default=None, help=text)
-    for flag, text in (("--bf16", "bfloat16 autocast"), ("--channels-last", "channels-last memory format"),
-                       ("--download", "download missing data set files")):
-        p.add_argument(flag, action="store_true", default=None, help=text)
-    p.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
+    _train_flags(p)
     p.add_argument("--config", help="YAML file of options (command-line options override it)")
     p.add_argument("--recipe", help="a named recipe shipped with danlu (see --list-recipes)")
     p.add_argument("--list-recipes", action="store_true", help="list the named recipes and exit")
+    p.add_argument("--print-config", action="store_true", help="print the resolved configuration as YAML and exit")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run where it stopped (options given override it)")
     p.set_defaults(func=_train)
 
 
-def _yaml_mapping(text):
-    import yaml
-    value = yaml.safe_load(text)
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a mapping such as '{{key: value}}', got {text!r}")
-    return value
+def _yaml_of(kind):
+    def parse(text):
+        import yaml
+        value = yaml.safe_load(text)
+        if not isinstance(value, kind):
+            example = "'{key: value}'" if kind is dict else "'[0.08, 1.0]'"
+            raise argparse.ArgumentTypeError(f"expected a YAML {kind.__name__} such as {example}, got {text!r}")
+        return value
+    return parse
 
 
 def _train(args):
-    from .engine import TrainConfig, build_trainer, load_run_config
-    from .engine.config import list_recipes, read_yaml, recipe_path
+    import yaml
+
+    from .engine import TrainConfig, build_trainer
+    from .engine.config import list_recipes, resolve_config
 
     if args.list_recipes:
         print("\n".join(list_recipes()))
         return 0
     given = {k: v for k, v in vars(args).items() if v is not None and k in TrainConfig.fields()}
-    if args.resume:
-        cfg = load_run_config(args.resume).updated(**given)
-    else:
-        values = {}
-        if args.recipe:
-            values.update(read_yaml(recipe_path(args.recipe)))
-        if args.config:
-            values.update(read_yaml(args.config))
-        cfg = TrainConfig.from_dict({**values, **given}, args.config or args.recipe or "options")
+    cfg = resolve_config(args.recipe, args.config, args.resume, **given)
+    if args.print_config:
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        return 0
     trainer = build_trainer(cfg, resume=args.resume)
     from .engine.distributed import cleanup, is_main
     history = trainer.fit()
@@ -167,7 +152,7 @@ def _predict(args):
     import torch
 
     from .engine.inference import load_checkpoint_model, load_image
-    from .engine.trainer import probabilities
+    from .engine.losses import probabilities
 
     model, info = load_checkpoint_model(args.checkpoint)
     if info.get("input_kind") == "tokens":
