@@ -1,34 +1,110 @@
-"""The training-order sampler: a fresh permutation per epoch from (seed, epoch), sharded across
-processes. Because the order depends only on (seed, epoch), a resumed run sees the same batches,
-and `start` skips the batches an interrupted epoch had already done."""
+"""Training-order samplers: an epoch's global order depends only on (seed, epoch) and is sharded
+strided across processes. A resumed run therefore sees the same batches, and `start` skips the
+batches an interrupted epoch had already done. With `sample_seeds`, each item comes with a seed
+derived from (seed, epoch, its position in the global order), so a sample's augmentation is the
+same whatever the number of processes or loader workers, and after a mid-epoch resume."""
+import math
+
+import numpy as np
 import torch
 from torch.utils.data import Sampler
 
 
-class EpochSampler(Sampler):
-    def __init__(self, length, seed=0, shuffle=True, rank=0, world_size=1, pad=True):
-        self.length, self.seed, self.shuffle = length, seed, shuffle
-        self.rank, self.world_size, self.pad = rank, world_size, pad
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's output function (Steele et al. 2014): a bijection of uint64 whose outputs for
+    consecutive inputs look independent."""
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def sample_seeds(seed: int, epoch: int, positions: range) -> list[int]:
+    """One seed in [0, 2**63) per position of the epoch's global order (fits torch and `random` seeds)."""
+    key = _splitmix64(_splitmix64(np.array([seed % 2**64], dtype=np.uint64)) ^ np.uint64(epoch))
+    return (_splitmix64(key ^ np.arange(positions.start, positions.stop, positions.step, dtype=np.uint64))
+            >> np.uint64(1)).tolist()
+
+
+def _permutation(length: int, seed: int, epoch: int) -> torch.Tensor:
+    return torch.randperm(length, generator=torch.Generator().manual_seed(seed + 7919 * epoch))
+
+
+class _ShardedSampler(Sampler):
+    """Strided shards of a global order: batch k of every rank together form batch k of a
+    one-process run with the global batch size. Subclasses give the order and its length."""
+
+    def __init__(self, length: int, seed: int, rank: int, world_size: int, sample_seeds: bool):
+        self.length, self.seed, self.rank, self.world_size = length, seed, rank, world_size
+        self.sample_seeds = sample_seeds
         self.epoch, self.start = 0, 0
 
-    def set_epoch(self, epoch, start=0):
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
         """Select the epoch's order; `start` is the number of this process's samples to skip."""
         self.epoch, self.start = epoch, start
 
-    def _indices(self):
-        if self.shuffle:
-            order = torch.randperm(self.length, generator=torch.Generator().manual_seed(self.seed + 7919 * self.epoch))
-        else:
-            order = torch.arange(self.length)
-        order = order.tolist()
-        if self.pad and self.length % self.world_size:
-            # every process must take the same number of steps; pad with the first samples, as DistributedSampler does
-            order += order[: self.world_size - self.length % self.world_size]
-        # strided shards: batch k of every rank together form batch k of a one-process run with the global batch size
-        return order[self.rank::self.world_size]
+    def _total(self) -> int:
+        raise NotImplementedError
+
+    def _order(self) -> list[int]:
+        raise NotImplementedError
+
+    def _positions(self) -> range:
+        """This rank's remaining positions in the global order."""
+        return range(self.rank + self.start * self.world_size, self._total(), self.world_size)
 
     def __iter__(self):
-        return iter(self._indices()[self.start:])
+        order, positions = self._order(), self._positions()
+        indices = order[positions.start:positions.stop:positions.step]
+        if not self.sample_seeds:
+            return iter(indices)
+        return zip(indices, sample_seeds(self.seed, self.epoch, positions))
 
-    def __len__(self):
-        return len(self._indices()) - self.start
+    def __len__(self) -> int:
+        return len(self._positions())
+
+
+class EpochSampler(_ShardedSampler):
+    """A fresh permutation per epoch (or the data set's order without `shuffle`); with `pad`, the
+    first samples are repeated so that every process takes the same number of steps, as
+    DistributedSampler does. Yields indices, or `(index, sample_seed)` pairs with `sample_seeds`."""
+
+    def __init__(self, length: int, seed: int = 0, shuffle: bool = True, rank: int = 0, world_size: int = 1,
+                 pad: bool = True, sample_seeds: bool = False):
+        super().__init__(length, seed, rank, world_size, sample_seeds)
+        self.shuffle, self.pad = shuffle, pad
+
+    def _total(self) -> int:
+        return math.ceil(self.length / self.world_size) * self.world_size if self.pad else self.length
+
+    def _order(self) -> list[int]:
+        order = _permutation(self.length, self.seed, self.epoch) if self.shuffle else torch.arange(self.length)
+        order = order.tolist()
+        return order + order[: self._total() - self.length]
+
+
+class RepeatedAugSampler(_ShardedSampler):
+    """Repeated augmentation (Hoffer et al. 2020; DeiT's `RASampler`): each index of a (seed, epoch)
+    permutation is repeated `repeats` times in a row, so with strided shards its copies land on
+    different ranks (or in one batch) and are augmented differently, each with its own sample seed.
+    An epoch keeps about the usual number of steps, `ceil(length / world_size)` per rank, by taking
+    only the first `1 / repeats` of the permutation; that count is rounded up so that the global order
+    holds whole groups of `repeats` and every rank gets the same count (a permutation shorter than the
+    groups needed, on tiny sets, wraps around). DeiT instead takes `floor(length / 256) * 256 /
+    world_size` per rank, which is no step at all below 256 samples and may cut a group."""
+
+    def __init__(self, length: int, seed: int = 0, rank: int = 0, world_size: int = 1, repeats: int = 3,
+                 sample_seeds: bool = False):
+        if repeats < 1:
+            raise ValueError(f"repeats must be at least 1 (1 turns repeated augmentation off), got {repeats}")
+        super().__init__(length, seed, rank, world_size, sample_seeds)
+        self.repeats = repeats
+
+    def _total(self) -> int:
+        # the per-rank count n must make world_size * n a multiple of repeats
+        step = self.repeats // math.gcd(self.repeats, self.world_size)
+        return math.ceil(math.ceil(self.length / self.world_size) / step) * step * self.world_size
+
+    def _order(self) -> list[int]:
+        groups = torch.arange(self._total() // self.repeats) % self.length
+        return _permutation(self.length, self.seed, self.epoch)[groups].repeat_interleave(self.repeats).tolist()
