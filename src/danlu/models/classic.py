@@ -113,12 +113,13 @@ class LSTMClassifier(_Classifier):
         return x if pre_logits else self.out(x)
 
 
-@register_model(input_size=(1, 28, 28), num_classes=10, mean=(0.5,), std=(0.5,))
+# the seed tutorials evaluate whole images: no centre crop
+@register_model(input_size=(1, 28, 28), num_classes=10, mean=(0.5,), std=(0.5,), crop_pct=1.0)
 def mlp(**kwargs):
     return MLP(**kwargs)
 
 
-@register_model(input_size=(3, 32, 32), num_classes=10, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+@register_model(input_size=(3, 32, 32), num_classes=10, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_pct=1.0)
 def simple_cnn(**kwargs):
     return SimpleCNN(**kwargs)
 

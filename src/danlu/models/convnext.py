@@ -124,15 +124,16 @@ class ConvNeXt(nn.Module):
 
 
 _XT = dict(depths=(3, 3, 9, 3), dims=(48, 96, 192, 384))
+_CFG = {"interpolation": "bicubic", "crop_pct": 0.875}  # timm's ConvNeXt _cfg (the ParC code defines none)
 
 
-@register_model
+@register_model(**_CFG)
 def convnext_xt(**kwargs):
     """ConvNeXt-XT (7.44M parameters), the baseline of the ParC-ConvNeXt paper."""
     return ConvNeXt(**_XT, **kwargs)
 
 
-@register_model
+@register_model(**_CFG)
 def parc_convnext_xt(**kwargs):
     """ParC-ConvNeXt-XT (7.41M): ParC pairs in stage 3 blocks 6-8 and stage 4 block 2."""
     return ConvNeXt(**_XT, parc_insert_locs=(3, 3, 6, 2), **kwargs)

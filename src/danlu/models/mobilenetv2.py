@@ -8,7 +8,7 @@ dicts (`features.N.gcc_H` ...) load with `load_pretrained`.
 """
 from torch import nn
 
-from .layers import ParC, check_image, to_2tuple
+from .layers import DropPath, ParC, check_image, drop_path_rates, to_2tuple
 from .layers.parc import map_official_parc_keys, parc_embedding_names, parc_split
 from .registry import register_model
 
@@ -24,24 +24,26 @@ def conv_bn(inp, oup, kernel=1, stride=1, groups=1, act=True):
 
 
 class InvertedResidual(nn.Module):
-    """[1x1 expand] -> 3x3 depthwise -> 1x1 linear projection, + input when the shape is kept."""
+    """[1x1 expand] -> 3x3 depthwise -> 1x1 linear projection, + input (after drop path) when the shape is kept."""
 
-    def __init__(self, inp, oup, stride, expand_ratio):
+    def __init__(self, inp, oup, stride, expand_ratio, drop_path=0.0):
         super().__init__()
         hidden = inp * expand_ratio
         self.use_res = stride == 1 and inp == oup
         layers = [conv_bn(inp, hidden)] if expand_ratio != 1 else []
         layers += [conv_bn(hidden, hidden, 3, stride, groups=hidden), *conv_bn(hidden, oup, act=False)]
         self.conv = nn.Sequential(*layers)
+        if self.use_res:
+            self.drop_path = DropPath(drop_path)
 
     def forward(self, x):
-        return x + self.conv(x) if self.use_res else self.conv(x)
+        return x + self.drop_path(self.conv(x)) if self.use_res else self.conv(x)
 
 
 class ParCInvertedResidual(nn.Module):
     """1x1 expand -> depthwise ParC-V | ParC-H on the channel halves -> BN -> ReLU6 -> 1x1 linear projection (+ input)."""
 
-    def __init__(self, inp, oup, expand_ratio, parc_size, use_pe, parc_impl="spatial"):
+    def __init__(self, inp, oup, expand_ratio, parc_size, use_pe, parc_impl="spatial", drop_path=0.0):
         super().__init__()
         hidden, (h, w) = inp * expand_ratio, parc_size
         self.use_res = inp == oup
@@ -51,10 +53,12 @@ class ParCInvertedResidual(nn.Module):
         self.bn = nn.BatchNorm2d(hidden)
         self.act = nn.ReLU6(inplace=True)
         self.pw_linear = conv_bn(hidden, oup, act=False)
+        if self.use_res:
+            self.drop_path = DropPath(drop_path)
 
     def forward(self, x):
         y = self.pw_linear(self.act(self.bn(parc_split(self.pw_expand(x), self.parc_v, self.parc_h))))
-        return x + y if self.use_res else y
+        return x + self.drop_path(y) if self.use_res else y
 
 
 class MobileNetV2(nn.Module):
@@ -64,14 +68,17 @@ class MobileNetV2(nn.Module):
         parc: use ParC blocks where the ParC-MobileNetV2 setting places them; kernels are stored for the
             feature sizes of `img_size`.
         parc_impl: 'spatial', 'fft' or 'auto' for every ParC layer.
+        drop_path_rate: stochastic depth on the residual blocks, `rate * i / blocks` for block i (as timm's
+            EfficientNet builder, which counts every inverted residual block).
     """
 
     def __init__(self, in_chans=3, num_classes=1000, img_size=224, drop_rate=0.2, parc=False, parc_impl="spatial",
-                 features_only=False):
+                 features_only=False, drop_path_rate=0.0):
         super().__init__()
         self.in_chans, self.num_classes, self.features_only = in_chans, num_classes, features_only
         img_h, img_w = to_2tuple(img_size)
         features, inp, reduction, self.feature_info = [conv_bn(in_chans, 32, 3, 2)], 32, 2, []
+        dpr = iter(drop_path_rates(drop_path_rate, sum(n for _, _, n, _, _ in SETTINGS), endpoint=False))
         for t, c, n, s, first_parc in SETTINGS:
             if s == 2:  # the map before a stride-2 stage is a multi-scale output
                 self.feature_info.append({"num_chs": inp, "reduction": reduction, "module": f"features.{len(features) - 1}"})
@@ -79,9 +86,9 @@ class MobileNetV2(nn.Module):
             for i in range(n):
                 if parc and i >= first_parc:
                     size = (img_h // reduction, img_w // reduction)
-                    features.append(ParCInvertedResidual(inp, c, t, size, use_pe=i == first_parc, parc_impl=parc_impl))
+                    features.append(ParCInvertedResidual(inp, c, t, size, i == first_parc, parc_impl, next(dpr)))
                 else:
-                    features.append(InvertedResidual(inp, c, s if i == 0 else 1, t))
+                    features.append(InvertedResidual(inp, c, s if i == 0 else 1, t, next(dpr)))
                 inp = c
         self.feature_info.append({"num_chs": inp, "reduction": reduction, "module": f"features.{len(features) - 1}"})
         self.num_features = 1280
@@ -135,13 +142,16 @@ class MobileNetV2(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-@register_model
+_CFG = {"interpolation": "bicubic", "crop_pct": 0.875}  # timm's EfficientNet-family _cfg (the ParC code defines none)
+
+
+@register_model(**_CFG)
 def mobilenetv2(**kwargs):
     """MobileNetV2 1.0 (3.50M parameters), torchvision layout and keys."""
     return MobileNetV2(**kwargs)
 
 
-@register_model
+@register_model(**_CFG)
 def parc_mobilenetv2(**kwargs):
     """ParC-MobileNetV2 (3.53M): ParC blocks in the 64-, 96- and 160-channel stages."""
     return MobileNetV2(parc=True, **kwargs)

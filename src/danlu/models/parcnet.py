@@ -13,13 +13,18 @@ One deliberate difference from the official code: the positional embedding of th
 branch is added by the ParC layer itself, i.e. after the branch's pre-norm BatchNorm instead of
 before it (the official `x + pe` then BN). In eval mode the two differ only by the BatchNorm's
 per-channel scale of the embedding, and no official ParC-Net checkpoint is mapped here.
+
+The official code has no stochastic depth; `drop_path_rate` adds it as timm's MobileViT does: rates rise
+linearly over the ten top-level blocks (the four inverted residuals of stages 1-2, then an inverted residual
+and a ParC block per stage), a ParC block gives its rate to all its residual branches, and inverted
+residuals use theirs where they have a residual.
 """
 import math
 
 import torch
 from torch import nn
 
-from .layers import check_image, to_2tuple
+from .layers import DropPath, check_image, drop_path_rates, to_2tuple
 from .layers.parc import ParC, parc_embedding_names
 from .registry import register_model
 
@@ -40,7 +45,7 @@ def conv_bn_act(cin, cout, kernel_size=3, stride=1, groups=1, act=True):
 class InvertedResidual(nn.Module):
     """MobileNetV2 block: 1x1 expand, 3x3 depthwise (stride), 1x1 linear projection, residual when shapes allow."""
 
-    def __init__(self, cin, cout, stride=1, expand_ratio=4):
+    def __init__(self, cin, cout, stride=1, expand_ratio=4, drop_path=0.0):
         super().__init__()
         hidden = cin * expand_ratio
         self.conv = nn.Sequential(
@@ -49,9 +54,11 @@ class InvertedResidual(nn.Module):
             conv_bn_act(hidden, cout, 1, act=False),
         )
         self.use_res = stride == 1 and cin == cout
+        if self.use_res:
+            self.drop_path = DropPath(drop_path)
 
     def forward(self, x):
-        return x + self.conv(x) if self.use_res else self.conv(x)
+        return x + self.drop_path(self.conv(x)) if self.use_res else self.conv(x)
 
 
 class ChannelAttention(nn.Module):
@@ -73,10 +80,11 @@ class ParCMetaFormerBlock(nn.Module):
     """Token mixing by ParC in two half-channel branches, then an FFN gated by channel attention.
 
     One half runs ParC-V then ParC-H, the other ParC-H then ParC-V, so after the block every position
-    has seen the whole map along both axes. Each branch has its own pre-norm BatchNorm and residual.
+    has seen the whole map along both axes. Each branch has its own pre-norm BatchNorm and residual; drop
+    path drops the two token-mixing branches together and the FFN branch on its own.
     """
 
-    def __init__(self, dim, ffn_dim, base_size, use_pe=False, bias=False, dropout=0.1, ffn_dropout=0.0):
+    def __init__(self, dim, ffn_dim, base_size, use_pe=False, bias=False, dropout=0.1, ffn_dropout=0.0, drop_path=0.0):
         super().__init__()
         half, (bh, bw) = dim // 2, to_2tuple(base_size)  # ParC-V kernels span the height, ParC-H the width
         self.norm1, self.norm2 = nn.BatchNorm2d(half), nn.BatchNorm2d(half)
@@ -89,11 +97,12 @@ class ParCMetaFormerBlock(nn.Module):
             nn.Conv2d(ffn_dim, dim, 1), nn.Dropout(dropout),
         )
         self.ca = ChannelAttention(dim)
+        self.drop_path = DropPath(drop_path)
 
     def forward(self, x):
         x1, x2 = x.chunk(2, dim=1)
-        x = torch.cat([x1 + self.mixer1(self.norm1(x1)), x2 + self.mixer2(self.norm2(x2))], dim=1)
-        return x + self.ca(self.ffn(x))
+        x = x + self.drop_path(torch.cat([self.mixer1(self.norm1(x1)), self.mixer2(self.norm2(x2))], dim=1))
+        return x + self.drop_path(self.ca(self.ffn(x)))
 
 
 class ParCBlock(nn.Module):
@@ -104,7 +113,7 @@ class ParCBlock(nn.Module):
     with the input: on their concatenation ('concat') or their sum ('add').
     """
 
-    def __init__(self, dim, global_dim, ffn_dim, depth, base_size, fusion="concat", dropout=0.1):
+    def __init__(self, dim, global_dim, ffn_dim, depth, base_size, fusion="concat", dropout=0.1, drop_path=0.0):
         super().__init__()
         if fusion not in ("concat", "add"):
             raise ValueError(f"ParC block fusion must be 'concat' or 'add', got {fusion!r}")
@@ -112,7 +121,8 @@ class ParCBlock(nn.Module):
         self.local_rep = nn.Sequential(conv_bn_act(dim, global_dim, 3, groups=groups),
                                        nn.Conv2d(global_dim, global_dim, 1, bias=False))
         self.global_rep = nn.Sequential(
-            *[ParCMetaFormerBlock(global_dim, ffn_dim, base_size, use_pe=i == 0, dropout=dropout) for i in range(depth)],
+            *[ParCMetaFormerBlock(global_dim, ffn_dim, base_size, use_pe=i == 0, dropout=dropout, drop_path=drop_path)
+              for i in range(depth)],
             nn.BatchNorm2d(global_dim),
         )
         self.proj = conv_bn_act(global_dim, dim, 1, groups=groups)
@@ -134,23 +144,27 @@ class ParCNet(nn.Module):
             3-5 for it (32/16/8 at the default 256, as the official meta kernels) and resized for other inputs.
         fusion: 'concat' (S) or 'add' (XS) in the ParC blocks.
         features_only: return the five stage outputs (strides 2, 4, 8, 16, 32) instead of logits.
+        drop_path_rate: stochastic depth of the last ParC block (see the module docstring).
     """
 
     def __init__(self, dims=(32, 64, 96, 128, 160), global_dims=(192, 256, 320), ffn_dims=(384, 512, 640),
                  depths=(2, 4, 3), img_size=256, fusion="concat", expand_ratio=4, stem_dim=16,
-                 in_chans=3, num_classes=1000, drop_rate=0.2, dropout=0.1, features_only=False, out_indices=(0, 1, 2, 3, 4)):
+                 in_chans=3, num_classes=1000, drop_rate=0.2, dropout=0.1, features_only=False, out_indices=(0, 1, 2, 3, 4),
+                 drop_path_rate=0.0):
         super().__init__()
         self.in_chans, self.num_classes, self.features_only = in_chans, num_classes, features_only
         self.stem = conv_bn_act(in_chans, stem_dim, 3, stride=2)
+        dpr = iter(drop_path_rates(drop_path_rate, 1 + 3 + 2 * 3))  # the top-level blocks, in order
         stages = [
-            InvertedResidual(stem_dim, dims[0], 1, expand_ratio),
-            nn.Sequential(*[InvertedResidual(dims[0] if i == 0 else dims[1], dims[1], 2 if i == 0 else 1, expand_ratio)
-                            for i in range(3)]),
+            InvertedResidual(stem_dim, dims[0], 1, expand_ratio, next(dpr)),
+            nn.Sequential(*[InvertedResidual(dims[0] if i == 0 else dims[1], dims[1], 2 if i == 0 else 1, expand_ratio,
+                                             next(dpr)) for i in range(3)]),
         ]
         for i in range(3):
             stages.append(nn.Sequential(
-                InvertedResidual(dims[i + 1], dims[i + 2], 2, expand_ratio),
-                ParCBlock(dims[i + 2], global_dims[i], ffn_dims[i], depths[i], feature_size(img_size, 8 << i), fusion, dropout),
+                InvertedResidual(dims[i + 1], dims[i + 2], 2, expand_ratio, next(dpr)),
+                ParCBlock(dims[i + 2], global_dims[i], ffn_dims[i], depths[i], feature_size(img_size, 8 << i), fusion, dropout,
+                          next(dpr)),
             ))
         self.stages = nn.Sequential(*stages)
         reductions = (2, 4, 8, 16, 32)
@@ -205,7 +219,10 @@ class ParCNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-_CFG = dict(input_size=(3, 256, 256), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+# official evaluation (data/datasets/classification/imagenet.py): bilinear resize of the short side to size + 32,
+# centre crop of size: 256 / 288 at the 256 training size
+_CFG = dict(input_size=(3, 256, 256), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), interpolation="bilinear",
+            crop_pct=256 / 288)
 
 
 @register_model(**_CFG)

@@ -193,6 +193,7 @@ class PyramidTNT(nn.Module):
         else:
             self.norm = nn.LayerNorm(outer_dims[-1])
             self.head = nn.Linear(outer_dims[-1], num_classes) if num_classes > 0 else nn.Identity()
+        self.num_lr_layers = sum(depths) + 1  # layer-wise lr decay: stem 0, blocks 1..sum(depths), head last
         self._init_weights()
 
     def _init_weights(self):
@@ -211,6 +212,19 @@ class PyramidTNT(nn.Module):
 
     def no_weight_decay(self):
         return {"outer_pos", "inner_pos"}  # official: relative_pos is decayed
+
+    def layer_id(self, name: str) -> int:
+        """The layer of parameter `name` for layer-wise lr decay, grouped as timm groups pyramid models: the stem
+        and position embeddings 0, the k-th block of the network k (from 1; a stage's merges and relative_pos go
+        with its first block, the final norm with the last block), the head `num_lr_layers`."""
+        part = name.split(".")
+        if part[0] in ("stages", "word_merges", "sentence_merges"):
+            stage = int(part[1]) + (part[0] != "stages")  # merge i feeds stage i + 1
+            first = sum(len(s.blocks) for s in self.stages[:stage]) + 1
+            return first + int(part[3]) if part[0] == "stages" and part[2] == "blocks" else first
+        if part[0] == "norm":
+            return self.num_lr_layers - 1
+        return 0 if part[0] in ("patch_embed", "outer_pos", "inner_pos") else self.num_lr_layers
 
     def checkpoint_filter_fn(self, state_dict):
         """Official weights load as they are; position terms trained on another (square) grid are
@@ -277,7 +291,7 @@ def _ptnt(dim, inner_dim, depths, outer_heads, inner_heads, **kwargs):
                       outer_heads=outer_heads, inner_heads=inner_heads, **kwargs)
 
 
-_CFG = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
+_CFG = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "interpolation": "bicubic", "crop_pct": 0.9}  # official _cfg
 
 
 @register_model(input_size=(3, 192, 192), **_CFG)

@@ -1,8 +1,8 @@
 """Model registry: `register_model`, `create_model`, `list_models` and per-model default configs.
 
 An entrypoint is a function `name(**kwargs) -> nn.Module`; `@register_model` records it under its
-function name together with a default config (input size, normalisation, number of classes), the
-timm convention users already know.
+function name together with a default config (input size, normalisation, evaluation resize, number of
+classes), the timm convention users already know.
 """
 import difflib
 import fnmatch
@@ -21,6 +21,10 @@ class ModelConfig:
     num_classes: int = 1000
     mean: tuple = (0.485, 0.456, 0.406)
     std: tuple = (0.229, 0.224, 0.225)
+    # evaluation: resize the short side to floor(size / crop_pct) with `interpolation`, then centre-crop size
+    # (defaults: those timm's resolve_data_config falls back to)
+    interpolation: str = "bicubic"
+    crop_pct: float = 0.875
     input_kind: str = "image"  # 'image' or 'tokens' (text models take token ids)
     extra: dict = field(default_factory=dict)
 

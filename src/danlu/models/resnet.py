@@ -8,16 +8,16 @@ code does and what its 23.74M parameters count. torchvision and official ParC-Re
 """
 from torch import nn
 
-from .layers import ParC, check_image, to_2tuple
+from .layers import DropPath, ParC, check_image, drop_path_rates, to_2tuple
 from .layers.parc import map_official_parc_keys, parc_embedding_names, parc_split
 from .registry import register_model
 
 
 class Bottleneck(nn.Module):
-    """1x1 reduce -> 3x3 (or a dense ParC pair when parc_size is given) -> 1x1 expand, + shortcut, ReLU."""
+    """1x1 reduce -> 3x3 (or a dense ParC pair when parc_size is given) -> 1x1 expand, drop path, + shortcut, ReLU."""
     expansion = 4
 
-    def __init__(self, inplanes, planes, stride=1, downsample=None, parc_size=None, parc_impl="spatial"):
+    def __init__(self, inplanes, planes, stride=1, downsample=None, parc_size=None, parc_impl="spatial", drop_path=0.0):
         super().__init__()
         width = planes
         self.conv1 = nn.Conv2d(inplanes, width, 1, bias=False)
@@ -33,6 +33,7 @@ class Bottleneck(nn.Module):
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
+        self.drop_path = DropPath(drop_path)
 
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
@@ -40,7 +41,7 @@ class Bottleneck(nn.Module):
         y = self.conv2(y) if hasattr(self, "conv2") else parc_split(y, self.parc_v, self.parc_h)
         y = self.relu(self.bn2(y))
         y = self.bn3(self.conv3(y))
-        return self.relu(y + identity)
+        return self.relu(self.drop_path(y) + identity)
 
 
 class ResNet(nn.Module):
@@ -50,10 +51,11 @@ class ResNet(nn.Module):
         parc_insert_locs: per layer, the index of the first ParC block (blocks j >= loc are ParC);
             `None` gives plain ResNet. ParC kernels are stored for the feature sizes of `img_size`.
         parc_impl: 'spatial', 'fft' or 'auto' for every ParC layer.
+        drop_path_rate: stochastic depth of the last block, linear from 0 over all blocks (as timm's ResNet).
     """
 
     def __init__(self, layers=(3, 4, 6, 3), in_chans=3, num_classes=1000, img_size=224, parc_insert_locs=None,
-                 parc_impl="spatial", features_only=False):
+                 parc_impl="spatial", features_only=False, drop_path_rate=0.0):
         super().__init__()
         self.in_chans, self.num_classes, self.features_only = in_chans, num_classes, features_only
         img_h, img_w = to_2tuple(img_size)
@@ -62,6 +64,7 @@ class ResNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         inplanes = 64
+        dpr = iter(drop_path_rates(drop_path_rate, sum(layers)))
         for i, depth in enumerate(layers):
             planes, stride = 64 * 2 ** i, 1 if i == 0 else 2
             reduction = 4 * 2 ** i
@@ -74,7 +77,7 @@ class ResNet(nn.Module):
                     downsample = nn.Sequential(nn.Conv2d(inplanes, planes * Bottleneck.expansion, 1, stride, bias=False),
                                                nn.BatchNorm2d(planes * Bottleneck.expansion))
                 blocks.append(Bottleneck(inplanes, planes, stride if j == 0 else 1, downsample,
-                                         parc_size if j >= first_parc else None, parc_impl))
+                                         parc_size if j >= first_parc else None, parc_impl, next(dpr)))
                 inplanes = planes * Bottleneck.expansion
             self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
         self.num_features = inplanes
@@ -119,13 +122,16 @@ class ResNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-@register_model
+_CFG = {"interpolation": "bilinear", "crop_pct": 0.875}  # timm's ResNet _cfg (the ParC code defines none)
+
+
+@register_model(**_CFG)
 def resnet50(**kwargs):
     """ResNet-50 (25.56M parameters), torchvision layout and keys."""
     return ResNet((3, 4, 6, 3), **kwargs)
 
 
-@register_model
+@register_model(**_CFG)
 def parc_resnet50(**kwargs):
     """ParC-ResNet-50 (23.74M): dense ParC pairs in layer3 blocks 3-5 (the last half) and layer4 block 2."""
     return ResNet((3, 4, 6, 3), parc_insert_locs=(3, 4, 3, 2), **kwargs)

@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import DropPath, Mlp, check_image, drop_path_rates, resample_grid, scaled_dot_product, to_2tuple
+from .layers import (DropPath, Mlp, block_layer_id, check_image, drop_path_rates, resample_grid, scaled_dot_product,
+                     to_2tuple)
 from .registry import register_model
 
 
@@ -114,6 +115,7 @@ class TNT(nn.Module):
                                            qkv_bias, drop_rate, attn_drop_rate, dpr[i]) for i in range(depth)])
         self.norm = nn.LayerNorm(outer_dim)
         self.head = nn.Linear(outer_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.num_lr_layers = depth + 1  # layer-wise lr decay: embeddings 0, blocks 1..depth, head depth + 1
         self._init_weights()
 
     def _init_weights(self):
@@ -127,6 +129,12 @@ class TNT(nn.Module):
 
     def no_weight_decay(self):
         return {"outer_pos", "inner_pos", "cls_token"}
+
+    def layer_id(self, name: str) -> int:
+        """The layer of parameter `name` for layer-wise lr decay: the word and sentence embeddings 0 (timm's TNT
+        stem), block i i + 1 (the final norm with the last block), the head `num_lr_layers`."""
+        stem = ("patch_embed.", "proj_norm1.", "proj.", "proj_norm2.", "cls_token", "outer_pos", "inner_pos")
+        return block_layer_id(name, stem, len(self.blocks))
 
     def checkpoint_filter_fn(self, state_dict):
         """Map official and timm TNT checkpoints onto this model: drop the unused `outer_tokens`, undo
@@ -178,7 +186,9 @@ _TIMM_NAMES = {
     "norm_out": "outer_norm1", "attn_out": "outer_attn", "norm_mlp": "outer_norm2", "mlp": "outer_mlp",
 }
 
-_CFG = {"input_size": (3, 224, 224), "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
+# the official `default_cfgs` (tnt_pytorch/tnt.py), which timm's match
+_CFG = {"input_size": (3, 224, 224), "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "interpolation": "bicubic",
+        "crop_pct": 0.9}
 
 
 @register_model(**_CFG)

@@ -4,11 +4,12 @@
 `ViT` takes vit-pytorch's constructor keywords. Attention is fused (`F.scaled_dot_product_attention`).
 Any input size divisible by the patch size works: the position embedding of the patch grid is
 interpolated to the runtime grid (class token kept); at the configured size it is used as is.
+`deit_*` are the same networks under timm's DeiT names, with DeiT's evaluation config.
 """
 import torch
 from torch import nn
 
-from .layers import Attention, DropPath, Mlp, drop_path_rates, check_image, resample_grid, to_2tuple
+from .layers import Attention, DropPath, Mlp, block_layer_id, check_image, drop_path_rates, resample_grid, to_2tuple
 from .registry import register_model
 
 
@@ -65,6 +66,7 @@ class VisionTransformer(nn.Module):
         self.norm = nn.LayerNorm(embed_dim)
         self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.num_lr_layers = depth + 1  # layer-wise lr decay: embeddings 0, blocks 1..depth, head depth + 1
         self._init_weights()
 
     def _init_weights(self):
@@ -79,6 +81,10 @@ class VisionTransformer(nn.Module):
 
     def no_weight_decay(self):
         return {"pos_embed", "cls_token"}
+
+    def layer_id(self, name: str) -> int:
+        """The layer of parameter `name` for layer-wise lr decay, 0 (embeddings) to `num_lr_layers` (head)."""
+        return block_layer_id(name, ("patch_embed.", "cls_token", "pos_embed"), len(self.blocks))
 
     def _pos_embed(self, x):
         grid = x.shape[-2:]
@@ -122,21 +128,39 @@ def _vit(size, **kwargs):
     return VisionTransformer(embed_dim=dim, depth=depth, num_heads=heads, **{"patch_size": 16, **kwargs})
 
 
-@register_model(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+# timm's ViT _cfg (Inception normalisation, crop 0.9); DeiT: ImageNet normalisation (the ModelConfig default)
+# and DeiT's --eval-crop-ratio 0.875 (facebookresearch/deit; timm's deit _cfg says 0.9)
+_VIT_CFG = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "interpolation": "bicubic", "crop_pct": 0.9}
+_DEIT_CFG = {"interpolation": "bicubic", "crop_pct": 0.875}
+
+
+@register_model(**_VIT_CFG)
 def vit_tiny_patch16_224(**kwargs):
     return _vit("tiny", **kwargs)
 
 
-@register_model(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+@register_model(**_VIT_CFG)
 def vit_small_patch16_224(**kwargs):
     return _vit("small", **kwargs)
 
 
-@register_model(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+@register_model(**_VIT_CFG)
 def vit_base_patch16_224(**kwargs):
     return _vit("base", **kwargs)
 
 
-@register_model(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+@register_model(**_VIT_CFG)
 def vit_large_patch16_224(**kwargs):
     return _vit("large", **kwargs)
+
+
+@register_model(**_DEIT_CFG)
+def deit_tiny_patch16_224(**kwargs):
+    """DeiT-Ti (Touvron et al. 2021): the ViT-Ti/16 network."""
+    return _vit("tiny", **kwargs)
+
+
+@register_model(**_DEIT_CFG)
+def deit_small_patch16_224(**kwargs):
+    """DeiT-S: the ViT-S/16 network."""
+    return _vit("small", **kwargs)

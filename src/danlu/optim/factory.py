@@ -44,18 +44,27 @@ def param_groups_weight_decay(model, weight_decay):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def create_optimizer(model_or_params, name="sgd", lr=None, weight_decay=0.0, **kwargs):
+def create_optimizer(model_or_params, name="sgd", lr=None, weight_decay=0.0, layer_decay=None, **kwargs):
     """Build the optimizer `name` (case-insensitive) over a module's parameters or an iterable of params/groups.
 
     Given an `nn.Module` and `weight_decay > 0`, biases, 1-D parameters and the names in `model.no_weight_decay()`
-    go into a group with weight decay 0. `lr=None` keeps the optimizer's own default; other keyword arguments
-    (momentum, betas, eps, ...) go to the optimizer and override the name's presets (e.g. 'sgdm' is momentum 0.9).
+    go into a group with weight decay 0. `layer_decay` (fine-tuning, BEiT / timm) gives each layer of a model that
+    declares its layers the lr `lr * layer_decay ** (num_lr_layers - layer_id)`, see `param_groups_layer_decay`.
+    `lr=None` keeps the optimizer's own default; other keyword arguments (momentum, betas, eps, ...) go to the
+    optimizer and override the name's presets (e.g. 'sgdm' is momentum 0.9).
     """
     key = name.lower()
     if key not in OPTIMIZERS:
         raise _unknown("optimizer", name, list(OPTIMIZERS))
     cls, preset = OPTIMIZERS[key]
-    if isinstance(model_or_params, nn.Module):
+    if layer_decay is not None:
+        if not isinstance(model_or_params, nn.Module) or lr is None:
+            raise ValueError("layer_decay needs the model itself (an nn.Module, not a list of parameters) and an "
+                             "explicit lr; pass create_optimizer(model, name, lr=..., layer_decay=...)")
+        # imported here because layer_decay imports this module
+        from .layer_decay import param_groups_layer_decay
+        params = param_groups_layer_decay(model_or_params, lr, weight_decay, layer_decay)
+    elif isinstance(model_or_params, nn.Module):
         params = (param_groups_weight_decay(model_or_params, weight_decay) if weight_decay
                   else [p for p in model_or_params.parameters() if p.requires_grad])
     else:
@@ -66,7 +75,8 @@ def create_optimizer(model_or_params, name="sgd", lr=None, weight_decay=0.0, **k
     return cls(params, **opts)
 
 
-def create_scheduler(optimizer, name, epochs, steps_per_epoch=1, warmup_epochs=0, **kwargs):
+def create_scheduler(optimizer, name, epochs, steps_per_epoch=1, warmup_epochs=0, warmup_lr=None, min_lr=None,
+                     **kwargs):
     """Build a schedule on torch's protocol; its `interval` says whether to step it per 'step' or per 'epoch'.
 
     - 'none': returns None.
@@ -74,6 +84,10 @@ def create_scheduler(optimizer, name, epochs, steps_per_epoch=1, warmup_epochs=0
     - 'multistep': kwargs `milestones` (epochs, default [epochs/2, 3*epochs/4]), `gamma` (0.1).
     - 'cosine': linear warm-up for `warmup_epochs`, then cosine to `min_lr_ratio` (0) x lr at the end.
     - 'plateau': torch's ReduceLROnPlateau kwargs (mode, factor, patience, ...); step it with the validation loss.
+
+    `warmup_lr` and `min_lr` are absolute rates, as timm's `--warmup-lr` / `--min-lr`: the warm-up starts
+    at `warmup_lr` and the cosine ends at `min_lr` (relative to the largest group's lr, so groups with
+    layer-wise decay keep their ratios).
     """
     key = name.lower()
     if key not in SCHEDULES:
@@ -84,7 +98,13 @@ def create_scheduler(optimizer, name, epochs, steps_per_epoch=1, warmup_epochs=0
         if warmup_epochs:
             raise ValueError("The plateau schedule has no warm-up; use warmup_epochs=0 or the cosine schedule.")
         return _sched.Plateau(optimizer, **kwargs)
-    common = {"steps_per_epoch": steps_per_epoch, "warmup_epochs": warmup_epochs}
+    base = max(group["lr"] for group in optimizer.param_groups)
+    if min_lr is not None:
+        if key != "cosine":
+            raise ValueError(f"min_lr applies to the cosine schedule, not '{name}'; drop min_lr or use --schedule cosine")
+        kwargs["min_lr_ratio"] = min_lr / base
+    common = {"steps_per_epoch": steps_per_epoch, "warmup_epochs": warmup_epochs,
+              "warmup_start": warmup_lr / base if warmup_lr is not None else 0.0}
     if key == "step":
         return _sched.step_decay(optimizer, kwargs.pop("step_size", max(epochs // 3, 1)), **kwargs, **common)
     if key == "multistep":

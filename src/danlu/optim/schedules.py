@@ -46,32 +46,34 @@ class WarmupDecay(LRScheduler):
         return {k: v for k, v in super().state_dict().items() if k != "factor"}
 
 
-def step_decay(optimizer, step_size, gamma=0.1, steps_per_epoch=1, warmup_epochs=0):
+def step_decay(optimizer, step_size, gamma=0.1, steps_per_epoch=1, warmup_epochs=0, warmup_start=0.0):
     """lr x gamma every `step_size` epochs (after warm-up)."""
     _check_nonneg_int("step_size", step_size)
     if step_size == 0:
         raise ValueError("step_size must be at least 1 epoch.")
     span = step_size * steps_per_epoch
-    return WarmupDecay(optimizer, lambda t: gamma ** (t // span), warmup_epochs * steps_per_epoch)
+    return WarmupDecay(optimizer, lambda t: gamma ** (t // span), warmup_epochs * steps_per_epoch, warmup_start)
 
 
-def multistep_decay(optimizer, milestones, gamma=0.1, steps_per_epoch=1, warmup_epochs=0):
+def multistep_decay(optimizer, milestones, gamma=0.1, steps_per_epoch=1, warmup_epochs=0, warmup_start=0.0):
     """lr x gamma at each epoch in `milestones` (epochs counted from the start of training, warm-up included)."""
     milestones = sorted(int(m) for m in milestones)
     warm = warmup_epochs * steps_per_epoch
     bounds = [m * steps_per_epoch - warm for m in milestones]
-    return WarmupDecay(optimizer, lambda t: gamma ** sum(t >= b for b in bounds), warm)
+    return WarmupDecay(optimizer, lambda t: gamma ** sum(t >= b for b in bounds), warm, warmup_start)
 
 
-def cosine_decay(optimizer, epochs, steps_per_epoch=1, warmup_epochs=0, min_lr_ratio=0.0):
-    """Linear warm-up, then half a cosine from the base lr down to `min_lr_ratio` x base lr at the last step."""
+def cosine_decay(optimizer, epochs, steps_per_epoch=1, warmup_epochs=0, min_lr_ratio=0.0, warmup_start=0.0,
+                 cooldown_epochs=0):
+    """Linear warm-up, then half a cosine from the base lr down to `min_lr_ratio` x base lr, reached at the
+    last step or `cooldown_epochs` before it (timm's cool-down: the last epochs run at the minimum)."""
     warm = warmup_epochs * steps_per_epoch
-    span = max(epochs * steps_per_epoch - warm, 1)
+    span = max((epochs - cooldown_epochs) * steps_per_epoch - warm, 1)
 
     def factor(t):
         return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, span) / span))
 
-    return WarmupDecay(optimizer, factor, warm)
+    return WarmupDecay(optimizer, factor, warm, warmup_start)
 
 
 class Plateau(ReduceLROnPlateau):

@@ -22,6 +22,10 @@ class DropPath(nn.Module):
         return f"p={self.p}"
 
 
-def drop_path_rates(rate, depth):
-    """The linear stochastic-depth schedule: 0 for the first block up to `rate` for the last."""
-    return [rate * i / max(depth - 1, 1) for i in range(depth)]
+def drop_path_rates(rate: float, depth: int, endpoint: bool = True) -> list[float]:
+    """The linear stochastic-depth schedule: 0 for the first block up to `rate` for the last.
+
+    `endpoint=False` gives `rate * i / depth` (as numpy's linspace), the rule of timm's EfficientNet /
+    MobileNet builder, where the last block stays below `rate`.
+    """
+    return [rate * i / (max(depth - 1, 1) if endpoint else depth) for i in range(depth)]

@@ -1,4 +1,4 @@
-"""Small shape helpers shared by the models."""
+"""Small shape and naming helpers shared by the models."""
 
 
 def to_2tuple(x):
@@ -24,3 +24,14 @@ def check_image(x, in_chans, multiple=1, model=""):
     if h % mh or w % mw:
         raise ValueError(f"{name}needs height divisible by {mh} and width by {mw}, got {h}x{w}; "
                          f"resize or pad to {-(-h // mh) * mh}x{-(-w // mw) * mw}")
+
+
+def block_layer_id(name: str, stem: tuple, depth: int) -> int:
+    """Layer-wise lr decay id of parameter `name` in a model with one `blocks` list, as timm groups it: names
+    starting with a `stem` prefix (the embeddings) 0, `blocks.i.*` i + 1, the final `norm` with the last block
+    (timm's MATCH_PREV_GROUP; BEiT and MAE put it with the head instead), the rest (head) depth + 1."""
+    if name.startswith("blocks."):
+        return int(name.split(".")[1]) + 1
+    if name.startswith("norm."):
+        return depth
+    return 0 if name.startswith(stem) else depth + 1
