@@ -5,25 +5,10 @@ derived from (seed, epoch, its position in the global order), so a sample's augm
 same whatever the number of processes or loader workers, and after a mid-epoch resume."""
 import math
 
-import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    """SplitMix64's output function (Steele et al. 2014): a bijection of uint64 whose outputs for
-    consecutive inputs look independent."""
-    x = x + np.uint64(0x9E3779B97F4A7C15)
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-def sample_seeds(seed: int, epoch: int, positions: range) -> list[int]:
-    """One seed in [0, 2**63) per position of the epoch's global order (fits torch and `random` seeds)."""
-    key = _splitmix64(_splitmix64(np.array([seed % 2**64], dtype=np.uint64)) ^ np.uint64(epoch))
-    return (_splitmix64(key ^ np.arange(positions.start, positions.stop, positions.step, dtype=np.uint64))
-            >> np.uint64(1)).tolist()
+from ..data.seeding import sample_seeds
 
 
 def _permutation(length: int, seed: int, epoch: int) -> torch.Tensor:
