@@ -1,5 +1,5 @@
 """danlu (丹炉): global-receptive-field vision models, optimizers on one framework, a training engine."""
-from .engine import TrainConfig, Trainer, train
+from .engine import TrainConfig, Trainer, evaluate, predict, train
 from .models import ViT, create_model, get_model_config, list_models, load_pretrained, register_model
 from .optim import create_optimizer, create_scheduler
 

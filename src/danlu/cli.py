@@ -113,29 +113,14 @@ def _add_evaluate(sub):
 
 
 def _evaluate(args):
-    from pathlib import Path
-
-    from .engine import Trainer, load_run_config
-    from .engine.build import build_data
-    from .engine.checkpoint import resolve_checkpoint
-    from .engine.inference import load_checkpoint_model
-
-    ckpt_dir = resolve_checkpoint(args.checkpoint)
-    if args.best:
-        ckpt_dir = ckpt_dir.parent / "best"
-    run_dir = ckpt_dir.parent.parent
-    if not (run_dir / "config.yaml").is_file():
-        raise FileNotFoundError(f"'{ckpt_dir}' is not inside a run directory with config.yaml; "
-                                "evaluate needs the run's data settings")
-    cfg = load_run_config(run_dir).updated(batch_size=args.batch_size, **({"data_dir": args.data_dir} if args.data_dir else {}))
-    _, _, val, _ = build_data(cfg)
-    model, info = load_checkpoint_model(ckpt_dir)
-    trainer = Trainer(model, val, val, cfg.updated(progress=False), model_info=info)
-    metrics, targets, labels, _ = trainer.evaluate(return_predictions=True)
-    print(f"checkpoint: {Path(ckpt_dir)}")
-    print(", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
     from .apps.evaluation_report import write_evaluation_report
-    write_evaluation_report(run_dir / "evaluation", val, targets, labels, info)
+    from .engine import evaluate
+
+    result = evaluate(args.checkpoint, args.best, args.data_dir, args.batch_size)
+    print(f"checkpoint: {result.checkpoint}")
+    print(", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
+    write_evaluation_report(result.checkpoint.parent.parent / "evaluation", result.dataset, result.targets,
+                            result.labels, result.info)
     return 0
 
 
@@ -149,27 +134,31 @@ def _add_predict(sub):
 
 
 def _predict(args):
-    import torch
+    from .engine import predict
 
-    from .engine.inference import load_checkpoint_model, load_image
-    from .engine.losses import probabilities
-
-    model, info = load_checkpoint_model(args.checkpoint)
-    if info.get("input_kind") == "tokens":
-        from .data.text import encode_for_model
-        if not args.text:
-            raise ValueError('this is a text model: give the text to classify with --text "..."')
-        names, batch = [repr(t) for t in args.text], encode_for_model(args.text, info.get("data_meta", {}))
-    else:
-        if not args.files:
-            raise ValueError("give one or more image files to classify")
-        names, batch = args.files, torch.stack([load_image(path, info) for path in args.files])
-    with torch.no_grad():
-        all_probs = probabilities(model(batch))  # a single logit (binary model) becomes two columns
-    for name, probs in zip(names, all_probs):
+    _, all_probs, classes = predict(args.checkpoint, files=args.files, texts=args.text)
+    for name, probs in zip([repr(t) for t in args.text] or args.files, all_probs):
         top = probs.topk(min(args.top_k, len(probs)))
-        ranked = ", ".join(f"{info['classes'][i]} {p:.4f}" for p, i in zip(top.values.tolist(), top.indices.tolist()))
+        ranked = ", ".join(f"{classes[i]} {p:.4f}" for p, i in zip(top.values.tolist(), top.indices.tolist()))
         print(f"{name}: {ranked}")
+    return 0
+
+
+def _add_shards(sub):
+    p = sub.add_parser("shards", help="write an image-folder split as tar shards (webdataset layout) for streaming")
+    p.add_argument("source", help="image-folder tree or .tar holding SPLIT/<class>/<image>")
+    p.add_argument("out", help="folder for SPLIT-000000.tar, ... and SPLIT.json")
+    p.add_argument("--split", default="train", help="split to write (default train; run again with val)")
+    p.add_argument("--maxcount", type=int, default=10000, help="samples per shard (default 10000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the order that mixes the classes across shards")
+    p.set_defaults(func=_shards)
+
+
+def _shards(args):
+    from .data.shards import write_shards
+
+    paths = write_shards(args.source, args.out, args.split, args.maxcount, seed=args.seed)
+    print(f"wrote {len(paths)} shard(s) of '{args.split}' to {args.out}")
     return 0
 
 
@@ -291,7 +280,7 @@ def _optim_viz(args):
 
 
 # Each entry adds one subcommand; keep one `_add_<name>` function per subcommand above.
-COMMANDS = [_add_train, _add_evaluate, _add_predict, _add_models, _add_stylize, _add_export, _add_erf, _add_gradcam,
+COMMANDS = [_add_train, _add_evaluate, _add_predict, _add_models, _add_shards, _add_stylize, _add_export, _add_erf, _add_gradcam,
             _add_optim_viz]
 
 

@@ -1,4 +1,7 @@
-"""In-memory data set containers and the train/validation split."""
+"""In-memory data set containers, wrappers and the train/validation split."""
+import copy
+import random
+
 import torch
 from torch.utils.data import Dataset, Subset
 
@@ -30,6 +33,40 @@ class Transformed(Dataset):
     def __getitem__(self, i):
         x, y = self.dataset[i]
         return (self.transform(x) if self.transform else x), y
+
+
+class SampleSeeded(Dataset):
+    """Takes `(index, sample_seed)` keys (from a sampler with `sample_seeds=True`) and seeds Python's
+    `random`, which the per-sample augmentations draw from, before reading the item: a sample's
+    augmentation then depends only on (seed, epoch, position), not on which worker reads it, how many
+    processes share the epoch, or where a resumed epoch restarts."""
+
+    sample_seeds = True  # what the trainer's sampler checks to yield (index, seed) keys
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        index, seed = key
+        random.seed(seed)
+        return self.dataset[index]
+
+
+def with_transform(dataset, transform):
+    """`dataset` (or the data set under its Subsets) with `transform` applied to each input: set on a copy
+    of a data set that decodes its own files (its `transform` attribute, so decoding can use the
+    transform's draft scale), else wrapped in `Transformed`. Copies share the index, so the train and
+    validation splits of one folder can carry different transforms."""
+    if isinstance(dataset, Subset):
+        return Subset(with_transform(dataset.dataset, transform), dataset.indices)
+    if hasattr(dataset, "transform"):
+        dataset = copy.copy(dataset)
+        dataset.transform = transform
+        return dataset
+    return Transformed(dataset, transform)
 
 
 def split_dataset(dataset, val_fraction, seed=0):

@@ -1,6 +1,7 @@
 """The training engine: config, trainer (fit / evaluate / predict), checkpoints, logging, distributed."""
 from .build import build_trainer, load_run_config
 from .config import TrainConfig
+from .inference import evaluate, predict
 from .trainer import NonFiniteLossError, Trainer, select_device
 
 

@@ -1,23 +1,65 @@
 """From a TrainConfig to a ready Trainer: data set, splits, transforms, model, run directory."""
+import dataclasses
 import json
 import time
 from pathlib import Path
 
 import torch
 import yaml
-from torch.utils.data import Subset
+from torch.utils.data import IterableDataset, Subset
 
-from ..data import Transformed, build_transforms, create_dataset, split_dataset
+from ..data import build_transforms, create_dataset, split_dataset
+from ..data.augment.pipeline import build_eval_transform, build_train_transform
+from ..data.datasets import SampleSeeded, with_transform
 from ..models import create_model, get_model_config
 from .config import TrainConfig
 from .distributed import barrier, init_distributed, is_main
 from .trainer import Trainer, select_device
 
 
+def is_streamed(bundle):
+    """Images decoded per sample at their own sizes (no one stored size)."""
+    return bundle.input_size is None or None in bundle.input_size
+
+
+def _model_cfg_value(cfg, key, default):
+    return getattr(get_model_config(cfg.model), key, default)
+
+
+def _crop_pct(cfg):
+    return cfg.crop_pct or _model_cfg_value(cfg, "crop_pct", 0.875)
+
+
+def _image_transforms(cfg, bundle, img_size):
+    """(train, eval) per-sample transforms: danlu's tensor ones for in-memory sets, timm's PIL pipeline for
+    `augment: imagenet` and for streamed images (decoded at their own size, so they must be cropped)."""
+    mean, std = bundle.meta["mean"], bundle.meta["std"]
+    streamed = is_streamed(bundle)
+    if cfg.augment != "imagenet" and not streamed:
+        return build_transforms(img_size, mean, std, cfg.augment), build_transforms(img_size, mean, std, "none")
+    if not isinstance(img_size, int):
+        raise ValueError(f"the imagenet augmentation and streamed image sets need a square --img-size, got {img_size}")
+    eval_transform = build_eval_transform(img_size, _crop_pct(cfg), _model_cfg_value(cfg, "interpolation", "bicubic"))
+    if streamed and cfg.augment not in ("none", "imagenet"):
+        raise ValueError(f"augment '{cfg.augment}' is for in-memory images; streamed images take 'imagenet' "
+                         "(RandomResizedCrop ...) or 'none' (the evaluation resize and centre crop)")
+    if cfg.augment != "imagenet":
+        return eval_transform, eval_transform
+    train_transform = build_train_transform(img_size, tuple(cfg.crop_scale), tuple(cfg.crop_ratio), cfg.hflip,
+                                            cfg.color_jitter, cfg.auto_augment, cfg.train_interpolation, mean)
+    return train_transform, eval_transform if streamed else build_transforms(img_size, mean, std, "none")
+
+
 def build_data(cfg):
     """(bundle, train set, validation set, image size or None) with transforms applied."""
     bundle = create_dataset(cfg.dataset, root=cfg.data_dir, download=cfg.download, **cfg.dataset_kwargs)
+    if bundle.input_kind == "image" and is_streamed(bundle):
+        # photographs have no normalisation of their own: use the model's, as timm's resolve_data_config does
+        model_cfg = get_model_config(cfg.model)
+        bundle = dataclasses.replace(bundle, meta={**bundle.meta, "mean": model_cfg.mean, "std": model_cfg.std})
     train, val = bundle.train, bundle.test
+    if isinstance(train, IterableDataset):  # a stream orders itself: from the run's seed, a batch per worker in turn
+        train.seed, train.batch_size = cfg.seed, cfg.batch_size
     val_split = cfg.val_split if cfg.val_split is not None else (None if val is not None else 0.2)
     if val_split:
         train, val = split_dataset(train, val_split, cfg.seed)
@@ -27,18 +69,23 @@ def build_data(cfg):
         train = Subset(train, sorted(order[:cfg.max_train_samples].tolist()))
     img_size = None
     if bundle.input_kind == "image":
-        img_size = cfg.img_size or tuple(bundle.input_size[1:])
-        mean, std = bundle.meta["mean"], bundle.meta["std"]
-        train = Transformed(train, build_transforms(img_size, mean, std, cfg.augment))
-        val = Transformed(val, build_transforms(img_size, mean, std, "none"))
+        stored = None if is_streamed(bundle) else tuple(bundle.input_size[1:])
+        img_size = cfg.img_size or stored or get_model_config(cfg.model).input_size[-1]
+        train_transform, eval_transform = _image_transforms(cfg, bundle, img_size)
+        train, val = with_transform(train, train_transform), with_transform(val, eval_transform)
+        if cfg.augment == "imagenet" and not isinstance(train, IterableDataset):
+            train = SampleSeeded(train)  # timm's augmentations draw from `random`: seed it per sample
     return bundle, train, val, img_size
 
 
 def model_kwargs_for(cfg, bundle, img_size):
     """Keyword arguments that fit the model to the data: classes, channels, size, vocabulary."""
     kwargs = {**bundle.meta.get("model_kwargs", {}), **cfg.model_kwargs}
+    if cfg.drop_path is not None:
+        kwargs["drop_path_rate"] = cfg.drop_path
     if bundle.input_kind == "image":
-        kwargs.update(num_classes=len(bundle.classes), in_chans=bundle.input_size[0],
+        channels = bundle.input_size[0] if bundle.input_size else 3
+        kwargs.update(num_classes=len(bundle.classes), in_chans=channels,
                       img_size=img_size if isinstance(img_size, int) else list(img_size))
     else:
         kwargs.setdefault("num_classes", 1 if len(bundle.classes) == 2 else len(bundle.classes))
@@ -47,7 +94,10 @@ def model_kwargs_for(cfg, bundle, img_size):
 
 def model_info(cfg, bundle, kwargs, img_size):
     """What `evaluate` / `predict` need to rebuild the model from its weights file alone (JSON)."""
-    return {"model": cfg.model, "model_kwargs": _jsonable(kwargs), "classes": list(bundle.classes),
+    evaluation = {}
+    if bundle.input_kind == "image" and is_streamed(bundle):  # validation images were resized and centre-cropped
+        evaluation = {"eval_crop_pct": _crop_pct(cfg), "eval_interpolation": _model_cfg_value(cfg, "interpolation", "bicubic")}
+    return {**evaluation, "model": cfg.model, "model_kwargs": _jsonable(kwargs), "classes": list(bundle.classes),
             "input_kind": bundle.input_kind, "img_size": img_size,
             "mean": bundle.meta.get("mean"), "std": bundle.meta.get("std"), "dataset": cfg.dataset,
             "data_meta": _jsonable({k: v for k, v in bundle.meta.items() if k != "model_kwargs"})}

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-WEIGHTS, STATE, POINTER = "model.safetensors", "training_state.pt", "LAST"
+WEIGHTS, EMA_WEIGHTS, STATE, POINTER = "model.safetensors", "model_ema.safetensors", "training_state.pt", "LAST"
+BEST, INTERRUPTED = "best", "interrupted"  # checkpoint names besides 'epoch_NNNN'
 
 
 def _write_pointer(ckpt_root, name):
@@ -21,14 +22,19 @@ def _write_pointer(ckpt_root, name):
     os.replace(tmp, ckpt_root / POINTER)
 
 
-def save_checkpoint(ckpt_root, name, model, model_info, training_state, mark_last=True):
-    """Write checkpoint `name` under `ckpt_root` atomically; returns its directory."""
+def _cpu_weights(model):
+    return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+
+
+def save_checkpoint(ckpt_root, name, model, model_info, training_state, mark_last=True, ema_model=None):
+    """Write checkpoint `name` under `ckpt_root` atomically (with the EMA weights, if any); returns its directory."""
     ckpt_root = Path(ckpt_root)
     final, tmp = ckpt_root / name, ckpt_root / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    weights = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    save_file(weights, str(tmp / WEIGHTS), metadata={"danlu": json.dumps(model_info)})
+    save_file(_cpu_weights(model), str(tmp / WEIGHTS), metadata={"danlu": json.dumps(model_info)})
+    if ema_model is not None:
+        save_file(_cpu_weights(ema_model), str(tmp / EMA_WEIGHTS), metadata={"danlu": json.dumps(model_info)})
     torch.save(training_state, tmp / STATE)
     old = ckpt_root / f".{name}.old"
     if final.exists():
@@ -61,8 +67,11 @@ def read_model_info(ckpt_dir):
         return json.loads((f.metadata() or {}).get("danlu", "{}"))
 
 
-def load_weights(ckpt_dir):
-    return load_file(str(Path(ckpt_dir) / WEIGHTS))
+def load_weights(ckpt_dir, file=WEIGHTS):
+    path = Path(ckpt_dir) / file
+    if not path.is_file():
+        raise FileNotFoundError(f"'{ckpt_dir}' has no {file}; it was saved without that weights file")
+    return load_file(str(path))
 
 
 def load_training_state(ckpt_dir):
@@ -72,7 +81,7 @@ def load_training_state(ckpt_dir):
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def prune_checkpoints(ckpt_root, keep, protect=("best",)):
+def prune_checkpoints(ckpt_root, keep, protect=(BEST,)):
     """Delete all but the newest `keep` epoch checkpoints (names 'epoch_NNNN')."""
     epochs = sorted(p for p in Path(ckpt_root).glob("epoch_*") if p.is_dir())
     for p in epochs[:-keep] if keep > 0 else epochs:

@@ -110,6 +110,9 @@ class TrainConfig:
             raise ValueError(f"accum_steps must be at least 1, got {self.accum_steps}; use 1 for no accumulation")
         if self.bf16 and self.fp16:
             raise ValueError("bf16 and fp16 are both on; choose one autocast dtype")
+        if (self.mixup > 0 or self.cutmix > 0) and self.batch_size < 2:
+            raise ValueError(f"Mixup/CutMix mix each batch with itself flipped, so they need a batch size of at least 2, "
+                             f"got {self.batch_size}; raise --batch-size or set --mixup 0 --cutmix 0")
         if self.log_interval < 1:
             raise ValueError(f"log_interval must be at least 1, got {self.log_interval}")
 
@@ -135,15 +138,27 @@ def read_yaml(path):
     return values
 
 
-def list_recipes():
+def read_options(path):
+    """The options in a recipe or config file; `extends: RECIPE` starts from that recipe's options."""
+    values = read_yaml(path)
+    parent = values.pop("extends", None)
+    if parent is None:
+        return values
+    if not isinstance(parent, str):
+        raise ValueError(f"'{path}': extends must name a recipe (danlu train --list-recipes), got {parent!r}")
+    return {**read_options(recipe_path(parent)), **values}
+
+
+def list_recipes(hidden=False):
+    """Recipe names; those starting with '_' only hold settings that others extend."""
     return sorted(p.name.removesuffix(".yaml") for p in resources.files("danlu.recipes").iterdir()
-                  if p.name.endswith(".yaml"))
+                  if p.name.endswith(".yaml") and (hidden or not p.name.startswith("_")))
 
 
 def recipe_path(name):
     path = resources.files("danlu.recipes") / f"{name}.yaml"
     if not path.is_file():
-        close = difflib.get_close_matches(name, list_recipes(), n=3, cutoff=0.4)
+        close = difflib.get_close_matches(name, list_recipes(hidden=True), n=3, cutoff=0.4)
         raise ValueError(f"unknown recipe '{name}'" + (f"; did you mean {', '.join(close)}?" if close else "")
                          + f" (known: {', '.join(list_recipes()) or 'none'})")
     return Path(str(path))
@@ -157,7 +172,7 @@ def resolve_config(recipe=None, config_file=None, resume=None, **given):
         return load_run_config(resume).updated(**given)
     values = {}
     if recipe:
-        values.update(read_yaml(recipe_path(recipe)))
+        values.update(read_options(recipe_path(recipe)))
     if config_file:
-        values.update(read_yaml(config_file))
+        values.update(read_options(config_file))
     return TrainConfig.from_dict({**values, **given}, config_file or recipe or "options")

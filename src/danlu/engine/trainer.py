@@ -1,24 +1,32 @@
 """The training loop: fit / evaluate / predict, with progress, metrics, checkpoints and resume.
 
-Read it top to bottom: `fit` runs epochs; an epoch is forward -> loss -> backward -> (clip) ->
-optimizer step -> schedule step; then validation, a metrics row, and a checkpoint. Only rank 0
-writes anything. The trainer knows nothing about particular models or data sets."""
+Read it top to bottom: `fit` runs epochs; an epoch is batch transform (normalise, erase, mix) ->
+forward -> loss -> backward, and every `accum_steps` batches (clip) -> optimizer step -> EMA update ->
+schedule step; then validation (of the EMA weights too), a metrics row, and a checkpoint. Only rank 0
+writes anything. The inner loop never waits for the device except every `log_interval` steps, when
+the progress bar is updated and a non-finite loss is detected. The trainer knows nothing about
+particular models or data sets."""
+import contextlib
 import math
+import random
 import sys
 import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, IterableDataset
 from tqdm import tqdm
 
 from . import checkpoint as ckpt
+from .batch import BatchTransform
 from .config import TrainConfig
 from .distributed import is_distributed, is_main, rank, world_size
+from .ema import ModelEma
 from .logger import MetricsLog
+from .inference import evaluate_batches, topk_for
+from .losses import compute_loss, predicted_labels, probabilities
 from .metrics import Meter
-from .sampler import EpochSampler
+from .sampler import EpochSampler, RepeatedAugSampler
 
 
 class NonFiniteLossError(RuntimeError):
@@ -34,11 +42,11 @@ def select_device(name="auto"):
     return device
 
 
-def compute_loss(logits, target, label_smoothing=0.0):
-    """Cross-entropy, or BCE-with-logits when the model has a single output (binary tasks)."""
-    if logits.shape[-1] == 1:
-        return F.binary_cross_entropy_with_logits(logits.squeeze(-1).float(), target.float())
-    return F.cross_entropy(logits.float(), target, label_smoothing=label_smoothing)
+def scaled_lr(cfg):
+    """The configured lr, scaled by global batch / lr_base_batch when that is set (DeiT's rule)."""
+    if cfg.lr is None or not cfg.lr_base_batch:
+        return cfg.lr
+    return cfg.lr * cfg.batch_size * world_size() * cfg.accum_steps / cfg.lr_base_batch
 
 
 class Trainer:
@@ -46,10 +54,12 @@ class Trainer:
 
     `optimizer` and `scheduler` default to those the config names (`danlu.optim`); `run_dir` None
     means nothing is written. `model_info` is stored with every checkpoint so that `evaluate` and
-    `predict` can rebuild the model from the weights file alone."""
+    `predict` can rebuild the model from the weights file alone; its `mean` / `std` normalise uint8
+    batches on the device. `train_sampler` defaults to the config's (repeated augmentation or not);
+    an `IterableDataset` (tar shards) orders itself and needs none."""
 
     def __init__(self, model, train_set, val_set, config=None, run_dir=None, model_info=None,
-                 optimizer=None, scheduler=None, device=None):
+                 optimizer=None, scheduler=None, device=None, train_sampler=None):
         from ..optim import create_optimizer, create_scheduler
 
         self.cfg = config or TrainConfig()
@@ -57,32 +67,57 @@ class Trainer:
         self.model = model.to(self.device)
         if self.cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.train_model = self.model
+        self.ema = ModelEma(self.model, self.cfg.model_ema_decay, self.cfg.model_ema_warmup) if self.cfg.model_ema else None
+        self.train_model = torch.compile(self.model) if self.cfg.compile else self.model
         if is_distributed():
             self.train_model = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                self.train_model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.run_dir = Path(run_dir) if run_dir else None
         if self.run_dir and is_main():
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.model_info = model_info or {}
-        self.train_sampler = EpochSampler(len(train_set), self.cfg.seed, True, rank(), world_size())
-        self.train_loader = self._loader(train_set, self.train_sampler)
-        self.val_loader = self._loader(val_set, EpochSampler(len(val_set), shuffle=False, rank=rank(),
-                                                             world_size=world_size(), pad=False)) if val_set else None
-        self.optimizer = optimizer or create_optimizer(self.model, self.cfg.optimizer, lr=self.cfg.lr,
-                                                       weight_decay=self.cfg.weight_decay, **self.cfg.optimizer_kwargs)
+        self.batch = BatchTransform.from_config(self.cfg, self.model_info.get("mean"), self.model_info.get("std"),
+                                                getattr(self.model, "num_classes", 0))
+        self.train_sampler = None if isinstance(train_set, IterableDataset) else train_sampler or self._sampler(train_set)
+        self.train_set = train_set
+        self.train_loader = self._loader(train_set, self.train_sampler, drop_last=self.batch.mixup is not None)
+        self.val_loader = self._loader(val_set, None if isinstance(val_set, IterableDataset) else EpochSampler(
+            len(val_set), shuffle=False, rank=rank(), world_size=world_size(), pad=False)) if val_set else None
+        self.optimizer = optimizer or create_optimizer(self.model, self.cfg.optimizer, lr=scaled_lr(self.cfg),
+                                                       weight_decay=self.cfg.weight_decay,
+                                                       **({"layer_decay": self.cfg.layer_decay} if self.cfg.layer_decay else {}),
+                                                       **self.cfg.optimizer_kwargs)
         self.scheduler = scheduler if optimizer else create_scheduler(
-            self.optimizer, self.cfg.schedule, self.cfg.epochs, len(self.train_loader),
-            self.cfg.warmup_epochs, **self.cfg.schedule_kwargs)
+            self.optimizer, self.cfg.schedule, self.cfg.epochs, self.steps_per_epoch, self.cfg.warmup_epochs,
+            warmup_lr=self.cfg.warmup_lr, min_lr=self.cfg.min_lr, **self.cfg.schedule_kwargs)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.cfg.fp16)
         self.history, self.start_epoch, self.start_step, self.partial = [], 0, 0, None
         self.best = -math.inf
 
-    def _loader(self, dataset, sampler):
-        return DataLoader(dataset, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=self.cfg.workers,
-                          pin_memory=self.device.type == "cuda", persistent_workers=False)
+    @property
+    def steps_per_epoch(self):
+        """Optimizer steps per epoch (batches / accum_steps, rounded up)."""
+        return math.ceil(len(self.train_loader) / self.cfg.accum_steps)
+
+    def _sampler(self, dataset):
+        seeded = getattr(dataset, "sample_seeds", False)
+        if self.cfg.repeated_aug:
+            return RepeatedAugSampler(len(dataset), self.cfg.seed, rank(), world_size(), sample_seeds=seeded)
+        return EpochSampler(len(dataset), self.cfg.seed, True, rank(), world_size(), sample_seeds=seeded)
+
+    def _loader(self, dataset, sampler, drop_last=False):
+        """Workers outlive an epoch only where nothing in them depends on it: samples that carry their own
+        seeds. The loader's own generator (reseeded per epoch) seeds the workers, so that starting them
+        leaves the training RNG alone: a resumed run, which starts them once more, stays exact."""
+        workers = self.cfg.workers
+        return DataLoader(dataset, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=workers,
+                          pin_memory=self.device.type == "cuda", drop_last=drop_last,
+                          persistent_workers=workers > 0 and getattr(sampler, "sample_seeds", False),
+                          prefetch_factor=4 if workers > 0 else None, generator=torch.Generator())
 
     def _autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16)
+        dtype = torch.float16 if self.cfg.fp16 else torch.bfloat16
+        return torch.autocast(self.device.type, dtype=dtype, enabled=self.cfg.bf16 or self.cfg.fp16)
 
     def _to_device(self, x, y):
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
@@ -91,8 +126,7 @@ class Trainer:
         return x, y
 
     def _topk(self):
-        """Top-5 accuracy too when the model has at least 5 classes."""
-        return (1, 5) if getattr(self.model, "num_classes", 0) >= 5 else (1,)
+        return topk_for(self.model)
 
     # ---- resume -------------------------------------------------------------------------------
     def resume(self, path):
@@ -103,6 +137,11 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None:
+            self.ema.module.load_state_dict(ckpt.load_weights(ckpt_dir, ckpt.EMA_WEIGHTS))
+            self.ema.load_state_dict(state["ema"])
         self.start_epoch, self.start_step = state["epoch"], state["step"]
         self.history, self.best = list(state["history"]), state["best"]
         self.partial = state.get("partial")
@@ -112,6 +151,8 @@ class Trainer:
     def _training_state(self, epoch, step, meter=None):
         return {"optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+                "ema": self.ema.state_dict() if self.ema is not None else None,
                 "epoch": epoch, "step": step, "history": self.history, "best": self.best,
                 "partial": meter.state() if meter else None,
                 "rng": ckpt.rng_state()}
@@ -120,7 +161,8 @@ class Trainer:
         if self.run_dir is None or not is_main():
             return None
         return ckpt.save_checkpoint(self.run_dir / "checkpoints", name, self.model, self.model_info,
-                                    self._training_state(epoch, step, meter), mark_last)
+                                    self._training_state(epoch, step, meter), mark_last,
+                                    ema_model=self.ema.module if self.ema is not None else None)
 
     # ---- training -----------------------------------------------------------------------------
     def fit(self):
@@ -131,7 +173,7 @@ class Trainer:
             self._fit(log)
         except KeyboardInterrupt:
             epoch, step, meter = self._progress
-            where = self.save("interrupted", epoch, step, meter)
+            where = self.save(ckpt.INTERRUPTED, epoch, step, meter)
             raise KeyboardInterrupt(f"interrupted at epoch {epoch + 1}, step {step}"
                                     + (f"; checkpoint written to {where}, continue with --resume {self.run_dir}"
                                        if where else "")) from None
@@ -143,6 +185,8 @@ class Trainer:
             row = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in train_metrics.items()}}
             if self.val_loader is not None:
                 row.update({f"val_{k}": v for k, v in self.evaluate().items()})
+                if self.ema is not None:
+                    row.update({f"val_ema_{k}": v for k, v in self.evaluate(model=self.ema.module).items()})
             row.update(lr=self.optimizer.param_groups[-1]["lr"], epoch_time_s=seconds, images_per_s=seen / seconds)
             if hasattr(self.optimizer, "metrics"):
                 row.update(self.optimizer.metrics())
@@ -161,86 +205,106 @@ class Trainer:
             self.save(f"epoch_{epoch + 1:04d}", epoch + 1, 0)
             if score > self.best:
                 self.best = score
-                self.save("best", epoch + 1, 0, mark_last=False)
+                self.save(ckpt.BEST, epoch + 1, 0, mark_last=False)
             if self.run_dir and is_main():
                 ckpt.prune_checkpoints(self.run_dir / "checkpoints", self.cfg.keep_last)
             self.start_step, self.partial = 0, None
             self._progress = (epoch + 1, 0, None)
 
+    def _set_epoch(self, epoch):
+        start = self.start_step * self.cfg.batch_size  # this process's samples already done
+        (self.train_sampler or self.train_set).set_epoch(epoch, start=start)
+        self.train_loader.generator.manual_seed(self.cfg.seed + 1_000_003 * epoch + rank())
+
     def _train_epoch(self, epoch):
         self.train_model.train()
         if self.start_step == 0:
-            # per-epoch seeding makes dropout and augmentation depend only on (seed, epoch, rank)
+            # per-epoch seeding makes dropout and augmentation (Mixup's draws come from `random`) depend only
+            # on (seed, epoch, rank)
             torch.manual_seed(self.cfg.seed + 1_000_003 * epoch + rank())
-        self.train_sampler.set_epoch(epoch, start=self.start_step * self.cfg.batch_size)
+            random.seed(self.cfg.seed + 1_000_003 * epoch + rank())
+        self._set_epoch(epoch)
         meter = Meter(self._topk())
         if self.partial:
             meter.load(self.partial)
+        total, accum = self.start_step + len(self.train_loader), self.cfg.accum_steps
         step, seen, start = self.start_step, 0, time.perf_counter()
-        bar = tqdm(total=self.start_step + len(self.train_loader), initial=self.start_step, leave=False,
-                   desc=f"epoch {epoch + 1}/{self.cfg.epochs}", disable=not (self.cfg.progress and is_main()),
-                   dynamic_ncols=True, mininterval=0.5)
+        first_bad = (torch.full((), -1, dtype=torch.long, device=self.device),  # first non-finite step and its loss,
+                     torch.zeros((), device=self.device))                        # kept on the device
+        bar = tqdm(total=total, initial=self.start_step, leave=False, desc=f"epoch {epoch + 1}/{self.cfg.epochs}",
+                   disable=not (self.cfg.progress and is_main()), dynamic_ncols=True, mininterval=0.5)
         for x, y in self.train_loader:
             x, y = self._to_device(x, y)
-            with self._autocast():
+            x, target, labels = self.batch(x, y)
+            group_end = min(step - step % accum + accum, total)  # the step after this accumulation group
+            sync = step + 1 == group_end or not is_distributed()
+            with self._autocast(), (contextlib.nullcontext() if sync else self.train_model.no_sync()):
                 logits = self.train_model(x)
-            loss = compute_loss(logits, y, self.cfg.label_smoothing)
-            if not torch.isfinite(loss):
-                self._stop_non_finite(loss, epoch, step)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.cfg.clip_grad:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
-            self.optimizer.step()
-            if self.scheduler is not None and self.scheduler.interval == "step":
-                self.scheduler.step()
-            meter.update(loss.detach(), logits, y)
+                loss = compute_loss(logits, target, self.cfg.label_smoothing)
+            self.scaler.scale(loss / (group_end - (step - step % accum))).backward()
+            meter.update(loss, logits, labels)
+            new_bad = (first_bad[0] < 0) & ~torch.isfinite(loss.detach())
+            first_bad = (torch.where(new_bad, step, first_bad[0]), torch.where(new_bad, loss.detach(), first_bad[1]))
             step, seen = step + 1, seen + y.shape[0]
-            self._progress = (epoch, step, meter)
+            if step == group_end:
+                self._optimizer_step()
+                self._progress = (epoch, step, meter.snapshot())
             bar.update()
-            bar.set_postfix(loss=f"{meter.loss_sum / meter.count:.4f}",
-                            acc=f"{100 * meter.correct[0] / meter.count:.1f}",
-                            img_s=f"{seen * world_size() / (time.perf_counter() - start):.0f}", refresh=False)
+            if step % self.cfg.log_interval == 0 or step == total:  # the only host synchronisations
+                self._check_finite(first_bad, epoch)
+                loss_now, acc_now = meter.running()
+                bar.set_postfix(loss=f"{loss_now:.4f}", acc=f"{acc_now:.1f}",
+                                img_s=f"{seen * world_size() / (time.perf_counter() - start):.0f}", refresh=False)
         bar.close()
         seconds = time.perf_counter() - start
         return meter.reduced(self.device), seconds, seen * world_size()
 
-    def _stop_non_finite(self, loss, epoch, step):
+    def _optimizer_step(self):
+        if self.cfg.clip_grad:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(self.model)
+        if self.scheduler is not None and self.scheduler.interval == "step":
+            self.scheduler.step()
+
+    def _check_finite(self, first_bad, epoch):
+        bad_step, bad_loss = int(first_bad[0]), float(first_bad[1])
+        if bad_step < 0:
+            return
         last = ckpt.resolve_checkpoint(self.run_dir) if self.run_dir and (self.run_dir / "checkpoints" / ckpt.POINTER).exists() else None
         kept = f"the last good checkpoint is {last}" if last else "no checkpoint had been written yet"
-        raise NonFiniteLossError(f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; training "
-                                 f"stopped and {kept}: lower the learning rate (--lr) or clip gradients (--clip-grad)")
+        raise NonFiniteLossError(f"the loss became {bad_loss} at epoch {epoch + 1}, step {bad_step + 1}; "
+                                 f"training stopped and {kept}: lower the learning rate (--lr) or clip gradients "
+                                 "(--clip-grad)")
 
     # ---- evaluation ---------------------------------------------------------------------------
-    @torch.no_grad()
-    def evaluate(self, loader=None, return_predictions=False):
-        """{'loss', 'acc1'[, 'acc5']} over `loader` (default: the validation set), reduced over processes.
+    def evaluate(self, loader=None, return_predictions=False, model=None):
+        """{'loss', 'acc1'[, 'acc5']} of `model` (default: the trained one) over `loader` (default: the
+        validation set), reduced over processes.
 
         With `return_predictions`, also (targets, predicted labels, probabilities) of this process."""
-        loader = loader or self.val_loader
-        self.model.eval()
-        meter = Meter(self._topk())
-        targets, probs = [], []
-        for x, y in loader:
-            x, y = self._to_device(x, y)
-            with self._autocast():
-                logits = self.model(x)
-            meter.update(compute_loss(logits, y), logits, y)
-            if return_predictions:
-                targets.append(y.cpu())
-                probs.append(probabilities(logits.float()).cpu())
+        meter, predictions = evaluate_batches(model or self.model, loader or self.val_loader, self._prepare,
+                                              self._autocast, self._topk(), return_predictions)
         metrics = meter.reduced(self.device)
         if not return_predictions:
             return metrics
-        probs = torch.cat(probs)
-        return metrics, torch.cat(targets), predicted_labels(probs), probs
+        targets, probs = predictions
+        return metrics, targets, predicted_labels(probs), probs
+
+    def _prepare(self, x, y):
+        x, y = self._to_device(x, y)
+        return self.batch.normalize(x), y
 
     @torch.no_grad()
     def predict(self, inputs):
-        """(labels, probabilities) for a batch of inputs."""
+        """(labels, probabilities) for a batch of inputs (uint8 images are normalised as in training)."""
         self.model.eval()
         with self._autocast():
-            probs = probabilities(self.model(inputs.to(self.device)).float()).cpu()
+            probs = probabilities(self.model(self.batch.normalize(inputs.to(self.device))).float()).cpu()
         return predicted_labels(probs), probs
 
 
@@ -249,17 +313,7 @@ def _summary(row, epochs):
     if "val_loss" in row:
         parts.append(f"val loss {row['val_loss']:.4f} acc {row['val_acc1']:.2f}%"
                      + (f" top-5 {row['val_acc5']:.2f}%" if "val_acc5" in row else ""))
+    if "val_ema_acc1" in row:
+        parts.append(f"EMA acc {row['val_ema_acc1']:.2f}%")
     parts.append(f"{row['images_per_s']:.0f} img/s")
     return " | ".join(parts)
-
-
-def probabilities(logits):
-    """Class probabilities; a single logit is P(class 1) of a binary task, returned as two columns."""
-    if logits.shape[-1] == 1:
-        p = torch.sigmoid(logits)
-        return torch.cat([1 - p, p], dim=-1)
-    return logits.softmax(dim=-1)
-
-
-def predicted_labels(probs):
-    return probs.argmax(dim=-1)
