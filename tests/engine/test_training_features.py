@@ -117,3 +117,14 @@ def test_the_inner_loop_reads_the_device_only_every_log_interval_steps(tmp_path,
     assert len(trainer.train_loader) == 32
     # a fixed handful (loader seed, sampler order, end-of-epoch check and figures), or a few per logged step
     assert least <= reads["n"] <= most
+
+
+@pytest.mark.slow
+def test_compile_trains_like_eager(tmp_path):
+    eager = build_trainer(TrainConfig(**QUICK, epochs=1, out=str(tmp_path), name="eager"))
+    eager.fit()
+    compiled = build_trainer(TrainConfig(**QUICK, epochs=1, compile=True, out=str(tmp_path), name="compiled"))
+    compiled.fit()
+    assert compiled.train_model is not compiled.model                  # the compiled wrapper trains
+    assert "_orig_mod" not in next(iter(compiled.model.state_dict()))  # checkpoints keep plain names
+    _assert_same(_weights(eager), _weights(compiled), atol=1e-5)
