@@ -2,7 +2,8 @@
 transform at 224 (RandomResizedCrop with random bilinear/bicubic, flip, RandAugment rand-m9-mstd0.5-inc1).
 
 timm: `Image.open(f).convert("RGB")` then `create_transform(224, is_training=True, auto_augment=...,
-re_prob=0.25, interpolation="random")`, which ends in ToTensor + Normalize + RandomErasing per sample
+re_prob=0.25, re_mode="pixel", interpolation="random")`, which ends in ToTensor + Normalize + RandomErasing per
+sample (pixel fill as the DeiT / PyramidTNT commands' `--remode pixel`; timm's own default is const)
 (its 0-bit posterize, which Pillow >= 11 rejects, patched to give black as older Pillow did).
 danlu: the lazily-opened file through `build_train_transform` to a uint8 tensor; its normalise + random
 erasing (`engine.batch.BatchTransform`) run per batch on the training device, but here their CPU cost
@@ -30,10 +31,10 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from danlu.data.augment import random_resized_crop
-from danlu.data.augment.pipeline import build_train_transform
-from danlu.data.augment.random_erasing import RandomErasing
-from danlu.engine.batch import BatchTransform
+from danlu.data.augment import random_resized_crop  # noqa: E402
+from danlu.data.augment.pipeline import build_train_transform  # noqa: E402
+from danlu.data.augment.random_erasing import MODES, RandomErasing  # noqa: E402
+from danlu.engine.batch import BatchTransform  # noqa: E402
 
 AA = "rand-m9-mstd0.5-inc1"
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -111,7 +112,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--min-side", type=int, default=200)
     ap.add_argument("--max-side", type=int, default=600)
-    ap.add_argument("--re-mode", default="const", help="random erasing fill, both pipelines (timm's default: const)")
+    ap.add_argument("--re-mode", default="pixel", choices=MODES,
+                    help="random erasing fill, both pipelines (the DeiT recipe's: pixel; timm's default: const)")
     ap.add_argument("--batch", type=int, default=64, help="batch size of danlu's per-batch step")
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "images")
     args = ap.parse_args()
