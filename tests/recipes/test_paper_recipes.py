@@ -59,8 +59,9 @@ def test_a_recipe_option_is_overridden_by_the_command_line():
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in PAPER_RECIPES])
 def test_recipe_trains_3_steps(name, tree, tmp_path):
+    # loader workers do not change what is trained (samples carry their own seeds): none here, for speed
     cfg = resolve_config(name, data_dir=str(tree), img_size=PAPER_RECIPES[name], batch_size=4, max_train_samples=12,
-                         out=str(tmp_path), name=name, progress=False)
+                         workers=0, out=str(tmp_path), name=name, progress=False)
     trainer = build_trainer(cfg)
     assert len(trainer.train_loader) == 3
     metrics, _, seen = trainer._train_epoch(0)
