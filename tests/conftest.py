@@ -16,6 +16,15 @@ def data_dir():
     return path
 
 
+@pytest.fixture(scope="session")
+def spec_dir():
+    """The shared specification files (official key lists, reference notes): $DANLU_SPEC or ../shared/spec."""
+    path = Path(os.environ.get("DANLU_SPEC", REPO.parent / "shared" / "spec"))
+    if not path.is_dir():
+        pytest.skip(f"spec folder not found at {path}; set DANLU_SPEC to the shared spec folder")
+    return path
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _one_thread():
     """The tests use small tensors: on 2 cores, a second OpenMP thread costs more in hand-offs (and in

@@ -6,6 +6,9 @@ from PIL import Image
 
 import danlu
 from danlu import cli
+from danlu.apps import gradcam
+from danlu.apps.gradcam import grad_cam, save_overlay
+from danlu.data.image_files import load_images
 
 
 def test_erf_command(tmp_path, capsys):
@@ -17,17 +20,27 @@ def test_erf_command(tmp_path, capsys):
     assert Image.open(out).format == "PNG"
 
 
-def test_gradcam_command(tmp_path, capsys):
+def test_gradcam_command(tmp_path, capsys, monkeypatch):
     torch.manual_seed(0)
+    model = danlu.create_model("parcnet_xs", num_classes=10, img_size=32).eval()  # trained at 32
     weights = tmp_path / "w.pth"
-    torch.save(danlu.create_model("parcnet_xs", num_classes=10, img_size=32).state_dict(), weights)  # trained at 32
+    torch.save(model.state_dict(), weights)
     image = tmp_path / "img.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(image)
     out = tmp_path / "cam.png"
+    drawn = []  # the map the command draws, kept on its way to the PNG
+    monkeypatch.setattr(gradcam, "save_overlay", lambda img, cam, *a: drawn.append(cam) or save_overlay(img, cam, *a))
     argv = ["gradcam", "--model", "parcnet_xs", "--weights", str(weights), "--image", str(image),
             "--out", str(out), "--img-size", "32", "--class-idx", "7", "--target-layer", "stages.3", "--num-classes", "10"]
     assert cli.main(argv) == 0
-    assert "class 7" in capsys.readouterr().out
+    # the oracle: the library's Grad-CAM of the saved model on the image resized and normalised as the model expects
+    x = load_images([image], 32, model.default_cfg.mean, model.default_cfg.std)
+    expected, _ = grad_cam(model, x, class_idx=7, target_layer="stages.3")
+    with torch.no_grad():
+        probs = model(x).softmax(1)[0]
+    assert probs.argmax() != 7 and expected.amax() == 1  # class 7 is not the default choice, and its map is not flat
+    torch.testing.assert_close(drawn[0], expected[0])
+    assert f"class 7 (p = {probs[7]:.3f})" in capsys.readouterr().out
     assert Image.open(out).format == "PNG"
 
 

@@ -44,12 +44,18 @@ def test_lstm_embedding_from_vectors_frozen():
         model(torch.randn(3, 11))
 
 
-def test_spatial_dropout_drops_whole_embedding_channels():
+def test_spatial_dropout_zeroes_whole_embedding_channels_in_the_forward():
     model = danlu.create_model("lstm_classifier", vocab_size=10, embed_dim=64, spatial_dropout=0.5).train()
-    x = model.embedding(torch.randint(1, 10, (1, 7)))
-    dropped = model.embedding_dropout(x.transpose(1, 2)).transpose(1, 2)
-    zero_channels = (dropped == 0).all(dim=1)   # a channel is zero at every time step or at none
-    assert zero_channels.any() and ((dropped == 0).any(dim=1) == zero_channels).all()
+    tokens = torch.randint(1, 10, (3, 7))  # no padding id: every embedding entry is nonzero
+    seen = []  # what the LSTM reads
+    model.lstm.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    model(tokens)
+    embedded = model.embedding(tokens)
+    kept = seen[0][:, :1] != 0  # (batch, 1, channels): the channels kept at the first step
+    assert kept.any() and not kept.all() and not torch.equal(kept[0], kept[1])  # drawn per sample
+    torch.testing.assert_close(seen[0], embedded * kept / 0.5)  # the same channels at every step, rescaled
+    model.eval()(tokens)
+    assert torch.equal(seen[1], embedded)
 
 
 def test_manual_backprop_matches_autograd():

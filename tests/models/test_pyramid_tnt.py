@@ -2,7 +2,6 @@
 code (spec JSON), MACs from the readme, and a forward pass re-written from the official code."""
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +14,6 @@ from danlu.models.flops import count_flops, count_params
 from danlu.models.layers import fused_attn
 from danlu.models.pyramid_tnt import PyramidTNT
 
-SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "spec" / "tnt_official_state_dicts.json"
 OFFICIAL_GMACS = {"ptnt_ti_patch16_192": 0.588, "ptnt_s_patch16_256": 3.291, "ptnt_m_patch16_256": 8.215,
                   "ptnt_b_patch16_256": 15.980}
 VARIANTS = list(OFFICIAL_GMACS)
@@ -25,10 +23,11 @@ TINY = dict(depths=(1, 2, 1, 1), outer_dims=(16, 32, 64, 64), inner_dims=(4, 8, 
 
 
 @pytest.fixture(scope="module")
-def spec():
-    if not SPEC.is_file():
-        pytest.skip(f"official state-dict spec not found at {SPEC}")
-    return json.loads(SPEC.read_text())
+def spec(spec_dir):
+    path = spec_dir / "tnt_official_state_dicts.json"
+    if not path.is_file():
+        pytest.skip(f"official state-dict spec not found at {path}; set DANLU_SPEC to the shared spec folder")
+    return json.loads(path.read_text())
 
 
 def _official_state_dict(spec, name):

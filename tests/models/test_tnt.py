@@ -1,7 +1,6 @@
 """TNT against the official model: keys/shapes/parameter counts (spec JSON), MACs (readme), a forward pass
 transcribed from the official tnt.py, and loading official and timm-renamed checkpoints."""
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +12,6 @@ from danlu.models.flops import count_flops, count_params
 from danlu.models.layers import fused_attn
 from danlu.models.tnt import TNT
 
-SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "spec" / "tnt_official_state_dicts.json"
 OFFICIAL_GMACS = {"tnt_s_patch16_224": 5.228, "tnt_b_patch16_224": 14.066}
 TINY = dict(img_size=48, outer_dim=32, inner_dim=8, depth=2, outer_heads=2, inner_heads=2, num_classes=5)
 # timm's renaming of the official names (spec section 4), applied in this order as timm does
@@ -25,10 +23,11 @@ TIMM_RENAMES = [("outer_pos", "patch_pos"), ("inner_pos", "pixel_pos"), ("patch_
 
 
 @pytest.fixture(scope="module")
-def spec():
-    if not SPEC.is_file():
-        pytest.skip(f"official state-dict spec not found at {SPEC}")
-    return json.loads(SPEC.read_text())
+def spec(spec_dir):
+    path = spec_dir / "tnt_official_state_dicts.json"
+    if not path.is_file():
+        pytest.skip(f"official state-dict spec not found at {path}; set DANLU_SPEC to the shared spec folder")
+    return json.loads(path.read_text())
 
 
 @pytest.fixture(scope="module")

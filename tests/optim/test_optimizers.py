@@ -194,33 +194,6 @@ def test_bad_input_raises_clear_value_error(make, words):
         make([nn.Parameter(torch.zeros(2))])
 
 
-def test_composed_optimizer_from_pieces():
-    """The framework docstring's example: Adam with a centred second moment, in a few lines."""
-
-    class CenteredAdam(framework.ChainOptimizer):
-        def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
-            super().__init__(params, dict(lr=lr, betas=framework.check_betas(betas), eps=eps))
-
-        def chain(self, group):
-            b1, b2 = group["betas"]
-            return [framework.ema(b1), framework.ema_of_squares(b2, group["eps"], bias_correction=True),
-                    framework.centered(b2), framework.descent(group["lr"])]
-
-    w = nn.Parameter(torch.tensor([1.0, -2.0], dtype=torch.float64))
-    opt = CenteredAdam([w], lr=0.1, betas=(0.5, 0.75), eps=0.0)
-    grads = [torch.tensor([1.0, 2.0], dtype=torch.float64), torch.tensor([3.0, -1.0], dtype=torch.float64)]
-    # Plain float64 reference of the same rule.
-    m = v = a = torch.zeros(2, dtype=torch.float64)
-    ref = w.detach().clone()
-    for t, g in enumerate(grads, 1):
-        w.grad = g.clone()
-        opt.step()
-        m, v, a = 0.5 * m + 0.5 * g, 0.75 * v + 0.25 * g * g, 0.75 * a + 0.25 * g
-        var = v - a * a
-        ref = ref - 0.1 * (m / (1 - 0.5**t)) / (var / (1 - 0.75**t)).sqrt()
-    assert torch.allclose(w.detach(), ref, rtol=1e-12, atol=1e-12)
-
-
 def test_deepcopy_and_repr():
     opt = O.RMSprop([nn.Parameter(torch.zeros(2))], centered=True)
     assert "centered: True" in repr(copy.deepcopy(opt))

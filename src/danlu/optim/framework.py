@@ -9,22 +9,31 @@ Every optimizer from SGD to Nadam does the same four things at step t:
 
 A piece is one of those choices (an EMA first moment, a sum-of-squares second moment, ...). An optimizer is a
 `ChainOptimizer` whose `chain(group)` lists its pieces; the pieces build a `Direction` -- the step kept as
-sum_i c_i * m_i / den, unevaluated -- and `descent()` applies it with one fused `addcdiv_` per term, so the
+sum_i c_i * m_i / den, unevaluated -- and `descent(lr)` applies it with one fused `addcdiv_` per term, so the
 framework costs no extra passes over memory. Every piece works on lists of tensors with `torch._foreach_*` ops
 (the multi-tensor path). On GPU one call covers a whole bucket. On CPU whole-list foreach is slower than torch's
 per-parameter loop, because each op then streams every tensor through memory before the next op starts; so there
 the lists are grouped into tiles of about `CPU_TILE_NUMEL` elements -- small tensors (biases, norms) share one call,
 a large tensor is a tile by itself -- and all of a tile's ops run while it is still in cache.
 
-Composing a new optimizer takes a few lines. Adam with a centred second moment (V_t = EMA(g^2) - EMA(g)^2)::
+Composing a new optimizer takes a few lines. Adam with a centred second moment (V_t = EMA(g^2) - EMA(g)^2),
+and two of its steps:
 
-    class CenteredAdam(ChainOptimizer):
-        def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
-            super().__init__(params, dict(lr=lr, betas=check_betas(betas), eps=check_nonneg("eps", eps)))
-
-        def chain(self, group):
-            b1, b2 = group["betas"]
-            return [ema(b1), ema_of_squares(b2, group["eps"], bias_correction=True), centered(b2), descent()]
+>>> class CenteredAdam(ChainOptimizer):
+...     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+...         super().__init__(params, dict(lr=lr, betas=check_betas(betas), eps=check_nonneg("eps", eps)))
+...
+...     def chain(self, group):
+...         b1, b2 = group["betas"]
+...         return [ema(b1), ema_of_squares(b2, group["eps"], bias_correction=True), centered(b2),
+...                 descent(group["lr"])]
+>>> w = torch.nn.Parameter(torch.tensor([1.0, -2.0], dtype=torch.float64))
+>>> opt = CenteredAdam([w], lr=0.1, betas=(0.5, 0.75), eps=0.0)
+>>> for g in ([1.0, 2.0], [3.0, -1.0]):
+...     w.grad = torch.tensor(g, dtype=torch.float64)
+...     opt.step()
+>>> w.detach()
+tensor([ 0.7609, -2.1155], dtype=torch.float64)
 """
 import math
 
