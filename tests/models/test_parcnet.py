@@ -1,10 +1,42 @@
+import functools
+
 import pytest
 import torch
+import torch.nn.functional as F
+from reference_weights import formula_input, formula_state_dict, load_reference
 
 import danlu
+from danlu.models import load_pretrained
 from danlu.models.flops import count_params
 from danlu.models.layers.parc import ParC, set_parc_impl
-from danlu.models.parcnet import ParCMetaFormerBlock
+from danlu.models.parcnet import AxialEmbedding, ParCMetaFormerBlock
+
+# the official model (hkzhang91/ParC-Net cvnets `edgeformer`, 10 classes) run once on formula weights
+OFFICIAL = load_reference("parcnet_official_references.json.gz")
+
+
+@functools.cache
+def _official_state_dict(name):
+    return formula_state_dict(OFFICIAL[name]["state_dict"])
+
+
+@pytest.mark.parametrize("name, keys", [("parcnet_s", 557), ("parcnet_xs", 487)])
+def test_official_state_dict_loads_strictly_and_gives_the_official_outputs(name, keys):
+    assert len(OFFICIAL[name]["state_dict"]) == keys  # with the duplicate `residual.*` copy of layer_5.0
+    model = danlu.create_model(name, num_classes=10).double().eval()
+    load_pretrained(model, _official_state_dict(name))  # strict
+    for size, logits in OFFICIAL[name]["logits"].items():  # 64: kernels interpolated; 256: used as stored
+        ref = torch.tensor(logits, dtype=torch.float64)
+        with torch.no_grad():
+            out = model(formula_input((2, 3, int(size), int(size))))
+        # to 1e-10 of the logits' scale (they reach 1e3-1e6: the formula weights grow activations layer by layer)
+        torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10 * ref.abs().max().item())
+
+
+def test_official_state_dict_loads_into_a_backbone():
+    model = danlu.create_model("parcnet_xs", features_only=True)
+    load_pretrained(model, _official_state_dict("parcnet_xs"))  # strict: the classifier is dropped
+    torch.testing.assert_close(model.stem[0].weight, _official_state_dict("parcnet_xs")["conv_1.block.conv.weight"].float())
 
 
 def test_parcnet_s_has_the_papers_5_0m_parameters():
@@ -19,6 +51,16 @@ def test_metaformer_block_parameter_count_by_hand():
     # + channel attention (192*12, BN 2*12, 12*192, BN 2*192)
     expected = 2 * 2 * 96 + 4 * 2 * 96 * 32 + 2 * 192 + 192 * 384 + 384 + 384 * 192 + 192 + 192 * 12 + 24 + 12 * 192 + 384
     assert count_params(ParCMetaFormerBlock(192, 384, 32, use_pe=True)) == expected == 178_392
+
+
+@pytest.mark.parametrize("direction, size", [("V", (5, 7)), ("H", (7, 5)), ("V", (1, 3))])
+def test_axial_embedding_resizes_like_the_parc_kernels(direction, size):
+    emb = AxialEmbedding(3, direction, 8).double()
+    n = size[0] if direction == "V" else size[1]
+    expected = F.interpolate(emb.pe, size=(n, 1) if direction == "V" else (1, n), mode="bilinear", align_corners=True)
+    with torch.no_grad():
+        out = emb(torch.zeros(2, 3, *size, dtype=torch.float64))
+    torch.testing.assert_close(out, expected.expand(2, 3, *size), rtol=0, atol=1e-15)
 
 
 def _circular(x, k, dim):
@@ -80,7 +122,7 @@ def test_fft_and_spatial_give_the_same_network_output():
 
 def test_features_only():
     model = danlu.create_model("parcnet_s", features_only=True).eval()
-    assert not any(n.startswith("head") or n.startswith("conv_head") for n, _ in model.named_parameters())
+    assert not any(n.startswith(("head", "conv_head")) for n, _ in model.named_parameters())
     with torch.no_grad():
         feats = model(torch.randn(1, 3, 64, 64))
     assert [f.shape[1] for f in feats] == [i["num_chs"] for i in model.feature_info] == [32, 64, 96, 128, 160]

@@ -1,10 +1,13 @@
 import pytest
 import torch
+from reference_weights import formula_input, formula_state_dict, load_reference
 
 import danlu
-from danlu.models import ViT, VisionTransformer
+from danlu.models import VisionTransformer, ViT, load_pretrained
 from danlu.models.flops import count_flops, count_params
-from danlu.models.layers import fused_attn, resample_grid
+from danlu.models.layers import attention, fused_attn, resample_grid
+
+REFERENCES = load_reference("vit_references.json")
 
 
 @pytest.mark.parametrize("name, params", [
@@ -30,13 +33,69 @@ def test_fused_attention_equals_explicit_softmax():
     torch.testing.assert_close(fused, explicit, atol=1e-5, rtol=0)
 
 
-def test_explicit_path_is_softmax_qk_v():
+def test_explicit_path_is_softmax_qk_v(monkeypatch):
     attn = danlu.models.layers.Attention(dim=8, heads=2, dim_head=4).eval()
     x = torch.randn(1, 5, 8)
     q, k, v = attn.qkv(x).reshape(1, 5, 3, 2, 4).permute(2, 0, 3, 1, 4)
     weights = torch.softmax(q @ k.transpose(-2, -1) / 2.0, dim=-1)  # sqrt(dim_head) = 2
     expected = attn.proj((weights @ v).transpose(1, 2).reshape(1, 5, 8))
-    torch.testing.assert_close(attn(x), expected, atol=1e-6, rtol=0)
+
+    def no_fused_kernel(*args, **kwargs):
+        raise AssertionError("the explicit path must not call F.scaled_dot_product_attention")
+
+    monkeypatch.setattr(attention.F, "scaled_dot_product_attention", no_fused_kernel)
+    with fused_attn(False):
+        out = attn(x)
+    torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
+
+
+def _reference_logits(ref):
+    return torch.tensor(ref["logits"], dtype=torch.float64)
+
+
+def test_vision_transformer_gives_timms_outputs():
+    ref = REFERENCES["timm"]  # timm's VisionTransformer, same code path as vit_*_patch16_224, depth 2 at 32x32
+    model = VisionTransformer(**ref["config"]).double().eval()
+    load_pretrained(model, formula_state_dict(ref["state_dict"]))  # timm's own key names, strictly
+    with torch.no_grad():
+        out = model(formula_input(ref["input_shape"]))
+    torch.testing.assert_close(out, _reference_logits(ref), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("case", ["cls", "mean", "one_head"])  # one head of width dim: no attention projection
+def test_vit_loads_vit_pytorch_state_dicts_and_gives_its_outputs(case):
+    ref = REFERENCES[f"vit_pytorch_{case}"]
+    model = ViT(**ref["config"]).double().eval()
+    load_pretrained(model, formula_state_dict(ref["state_dict"]))  # vit-pytorch's key names, strictly
+    with torch.no_grad():
+        out = model(formula_input(ref["input_shape"]))
+    torch.testing.assert_close(out, _reference_logits(ref), rtol=1e-10, atol=1e-10)
+
+
+def test_vit_keeps_its_own_state_dicts_loading():
+    model = _small_vit()
+    copy = _small_vit()
+    load_pretrained(copy, model.state_dict())  # danlu's names pass through the vit-pytorch mapping
+    x = torch.randn(1, 3, 32, 32)
+    torch.testing.assert_close(copy.eval()(x), model.eval()(x), rtol=0, atol=0)
+
+
+def test_vit_drops_out_where_vit_pytorch_does():
+    model = ViT(image_size=32, patch_size=8, num_classes=7, dim=48, depth=1, heads=3, mlp_dim=96, dropout=0.1,
+                emb_dropout=0.2)
+    rates = {name: m.p for name, m in model.named_modules() if isinstance(m, torch.nn.Dropout)}
+    # vit-pytorch: emb_dropout after the position embedding; dropout after the attention output and after both
+    # MLP layers (and on the attention weights); none before the head
+    assert rates == {"pos_drop": 0.2, "blocks.0.attn.proj_drop": 0.1, "blocks.0.mlp.drop1": 0.1, "blocks.0.mlp.drop2": 0.1}
+    assert model.blocks[0].attn.attn_drop == 0.1
+
+
+def test_vit_s_has_vit_pytorchs_parameters():
+    model = ViT(image_size=224, patch_size=16, num_classes=1000, dim=384, depth=12, heads=6, mlp_dim=1536)
+    # two patch-embedding LayerNorms: over 16 * 16 * 3 = 768 patch values and over dim 384 (weight and bias each)
+    norms = count_params(model.patch_embed) - count_params(model.patch_embed.proj)
+    assert norms == 2 * 768 + 2 * 384 == 2_304
+    assert count_params(model) == 22_039_144  # vit_pytorch.ViT with these arguments (vit-pytorch 1.26)
 
 
 def test_vit_pytorch_keywords_and_mean_pool():
@@ -46,6 +105,11 @@ def test_vit_pytorch_keywords_and_mean_pool():
     assert model(torch.randn(2, 1, 32, 48)).shape == (2, 5)
     with pytest.raises(ValueError, match="pool must be"):
         _small_vit(pool="max")
+
+
+def test_vit_mlp_width_is_mlp_dim():
+    model = ViT(image_size=8, patch_size=8, num_classes=2, dim=7, depth=1, heads=1, mlp_dim=61)
+    assert model.blocks[0].mlp.fc1.out_features == 61  # int(7 * (61 / 7)) is 60
 
 
 def test_backbone_and_head_interface():
@@ -82,10 +146,16 @@ def test_resample_grid_interpolates_a_linear_ramp_exactly():
     torch.testing.assert_close(wide[0], expected)
 
 
-def test_flops_count_attention():
+def test_macs_of_vit_ti_are_its_matmuls_and_timms_1_26():
     model = danlu.create_model("vit_tiny_patch16_224")
-    gmacs = count_flops(model, (3, 224, 224)) / 2e9
-    assert abs(gmacs - 1.25) < 0.02  # timm lists 1.26 GMACs for vit_tiny_patch16_224
+    n, d, patches = 197, 192, 196  # tokens (14 x 14 patches + class token), width
+    block = n * d * 3 * d + 2 * n * n * d + n * d * d + 2 * n * d * 4 * d  # qkv, q k^T and attn v, proj, MLP
+    by_hand = patches * d * 3 * 16 * 16 + 12 * block + d * 1000  # patch projection, 12 blocks, head
+    macs = count_flops(model, (3, 224, 224)) / 2
+    assert macs == by_hand
+    # timm lists 1.26 GMACs: fvcore's count, which adds 5 per element of each of the 25 LayerNorms
+    assert round((by_hand + 25 * 5 * n * d) / 1e9, 2) == 1.26
+    assert abs(macs / 1e9 - 1.26) < 0.01
 
 
 def test_timm_style_state_dict_names():

@@ -7,12 +7,9 @@ residual and continue with a ParC block: a local 3x3 + 1x1 projection to the glo
 ParC-MetaFormer blocks, a 1x1 projection back and a 3x3 fusion with the block's input (concatenated
 in ParC-Net-S, added in ParC-Net-XS). A 1x1 expansion, global pooling and a linear layer classify.
 Activations are swish (SiLU). The ParC kernels are stored at the feature sizes of a 256x256 input
-(32/16/8) and resized to the runtime size, so any input size works.
-
-One deliberate difference from the official code: the positional embedding of the first ParC of a
-branch is added by the ParC layer itself, i.e. after the branch's pre-norm BatchNorm instead of
-before it (the official `x + pe` then BN). In eval mode the two differ only by the BatchNorm's
-per-channel scale of the embedding, and no official ParC-Net checkpoint is mapped here.
+(32/16/8) and resized to the runtime size, so any input size works. The official ParC-Net state dicts
+(hkzhang91/ParC-Net, cvnets `edgeformer`) load strictly through `ParCNet.checkpoint_filter_fn` and
+give the official outputs.
 
 The official code has no stochastic depth; `drop_path_rate` adds it as timm's MobileViT does: rates rise
 linearly over the ten top-level blocks (the four inverted residuals of stages 1-2, then an inverted residual
@@ -20,6 +17,7 @@ and a ParC block per stage), a ParC block gives its rate to all its residual bra
 residuals use theirs where they have a residual.
 """
 import math
+import re
 
 import torch
 from torch import nn
@@ -66,14 +64,43 @@ class ChannelAttention(nn.Module):
 
     def __init__(self, dim, reduction=16):
         super().__init__()
-        self.fc = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1),
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Sequential(  # the official CA_layer's indices
             nn.Conv2d(dim, dim // reduction, 1, bias=False), nn.BatchNorm2d(dim // reduction), nn.Hardswish(),
             nn.Conv2d(dim // reduction, dim, 1, bias=False), nn.BatchNorm2d(dim), nn.Hardsigmoid(),
         )
 
     def forward(self, x):
-        return x * self.fc(x)
+        return x * self.fc(self.gap(x))
+
+
+def _resize_linear(t, n, dim):
+    """t resized to length n along dim (-2 or -1) by linear interpolation with aligned corners, as the ParC
+    kernels are (bilinear F.interpolate of a (K, 1) map), from constant indices and weights: an ONNX export
+    folds this to a constant, where F.interpolate would leave a Resize node in the graph."""
+    k = t.shape[dim]
+    scale = (k - 1) / (n - 1) if n > 1 else 0.0
+    src = [scale * j for j in range(n)]
+    lo = [int(s) for s in src]
+    hi = torch.tensor([min(i + 1, k - 1) for i in lo], device=t.device)
+    lam = torch.tensor([s - i for s, i in zip(src, lo)], dtype=t.dtype, device=t.device)
+    lam = lam.view(-1, 1) if dim == -2 else lam
+    return t.index_select(dim, torch.tensor(lo, device=t.device)) * (1 - lam) + t.index_select(dim, hi) * lam
+
+
+class AxialEmbedding(nn.Module):
+    """A learned embedding per channel and position along one axis, added to the input: (1, C, K, 1) along
+    the height ('V') or (1, C, 1, K) along the width ('H'), resized to the runtime length like the ParC kernels."""
+
+    def __init__(self, channels, direction, base_size):
+        super().__init__()
+        self.dim = -2 if direction == "V" else -1
+        self.pe = nn.Parameter(torch.empty(1, channels, *((base_size, 1) if direction == "V" else (1, base_size))))
+        nn.init.trunc_normal_(self.pe, std=0.02)
+
+    def forward(self, x):
+        n = x.shape[self.dim]
+        return x + (self.pe if n == self.pe.shape[self.dim] else _resize_linear(self.pe, n, self.dim))
 
 
 class ParCMetaFormerBlock(nn.Module):
@@ -81,16 +108,20 @@ class ParCMetaFormerBlock(nn.Module):
 
     One half runs ParC-V then ParC-H, the other ParC-H then ParC-V, so after the block every position
     has seen the whole map along both axes. Each branch has its own pre-norm BatchNorm and residual; drop
-    path drops the two token-mixing branches together and the FFN branch on its own.
+    path drops the two token-mixing branches together and the FFN branch on its own. With `use_pe`, as in
+    the official `gcc_ca_mf_block`, each branch adds an embedding along its first ParC's axis before its
+    BatchNorm (`pos1`, `pos2`), and its second ParC adds its own before convolving.
     """
 
     def __init__(self, dim, ffn_dim, base_size, use_pe=False, bias=False, dropout=0.1, ffn_dropout=0.0, drop_path=0.0):
         super().__init__()
         half, (bh, bw) = dim // 2, to_2tuple(base_size)  # ParC-V kernels span the height, ParC-H the width
+        self.pos1 = AxialEmbedding(half, "V", bh) if use_pe else nn.Identity()
+        self.pos2 = AxialEmbedding(half, "H", bw) if use_pe else nn.Identity()
         self.norm1, self.norm2 = nn.BatchNorm2d(half), nn.BatchNorm2d(half)
-        self.mixer1 = nn.Sequential(ParC(half, "V", bh, bias=bias, use_pe=use_pe),
+        self.mixer1 = nn.Sequential(ParC(half, "V", bh, bias=bias, use_pe=False),
                                     ParC(half, "H", bw, bias=bias, use_pe=use_pe))
-        self.mixer2 = nn.Sequential(ParC(half, "H", bw, bias=bias, use_pe=use_pe),
+        self.mixer2 = nn.Sequential(ParC(half, "H", bw, bias=bias, use_pe=False),
                                     ParC(half, "V", bh, bias=bias, use_pe=use_pe))
         self.ffn = nn.Sequential(
             nn.BatchNorm2d(dim), nn.Conv2d(dim, ffn_dim, 1), nn.Hardswish(), nn.Dropout(ffn_dropout),
@@ -101,7 +132,8 @@ class ParCMetaFormerBlock(nn.Module):
 
     def forward(self, x):
         x1, x2 = x.chunk(2, dim=1)
-        x = x + self.drop_path(torch.cat([self.mixer1(self.norm1(x1)), self.mixer2(self.norm2(x2))], dim=1))
+        x1, x2 = self.mixer1(self.norm1(self.pos1(x1))), self.mixer2(self.norm2(self.pos2(x2)))
+        x = x + self.drop_path(torch.cat([x1, x2], dim=1))
         return x + self.drop_path(self.ca(self.ffn(x)))
 
 
@@ -198,6 +230,13 @@ class ParCNet(nn.Module):
     def no_weight_decay(self):
         return parc_embedding_names(self)
 
+    def checkpoint_filter_fn(self, state_dict: dict) -> dict:
+        """Official ParC-Net keys mapped (`map_official_keys`); a features_only model drops the classifier."""
+        sd = map_official_keys(state_dict)
+        if self.features_only:
+            sd = {k: v for k, v in sd.items() if not k.startswith(("conv_head.", "head."))}
+        return sd
+
     def forward_features(self, x):
         check_image(x, self.in_chans, model="ParC-Net")
         x = self.stages(self.stem(x))
@@ -219,10 +258,46 @@ class ParCNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
+# official (cvnets edgeformer) key pieces -> danlu's, applied in order to keys under an official top-level name
+_OFFICIAL_TOP = ("conv_1.", "layer_", "conv_1x1_exp.", "classifier.")
+_OFFICIAL_KEYS = [(re.compile(p), r) for p, r in (
+    (r"^conv_1\.", "stem."),
+    (r"^conv_1x1_exp\.", "conv_head."),
+    (r"^classifier\.fc\.", "head."),
+    (r"^layer_1\.0\.", "stages.0."),  # stage 1 is a single inverted residual here
+    (r"^layer_(\d)\.", lambda m: f"stages.{int(m[1]) - 1}."),
+    (r"\.block\.exp_1x1\.", ".conv.0."), (r"\.block\.conv_3x3\.", ".conv.1."), (r"\.block\.red_1x1\.", ".conv.2."),
+    (r"\.dim_adaptive\.1\.block\.conv\.", ".local_rep.1."),  # a bare 1x1 conv (no norm, no activation)
+    (r"\.dim_adaptive\.", ".local_rep."), (r"\.spatial_global_rep\.", ".global_rep."),
+    (r"\.channel_adaptive\.", ".proj."), (r"\.local_global_fusion\.", ".fuse."),
+    (r"\.block\.conv\.", ".0."), (r"\.block\.norm\.", ".1."),  # cvnets ConvLayer: conv, norm, act
+    (r"\.pre_Norm_([12])\.", r".norm\1."),
+    # the official 'H' kernels run along the height (danlu's 'V'): branch 1 is 1_H then 2_W, branch 2 1_W then 2_H
+    (r"\.meta_kernel_1_H$", ".mixer1.0.weight"), (r"\.meta_kernel_2_W$", ".mixer1.1.weight"),
+    (r"\.meta_kernel_1_W$", ".mixer2.0.weight"), (r"\.meta_kernel_2_H$", ".mixer2.1.weight"),
+    (r"\.meta_pe_1_H$", ".pos1.pe"), (r"\.meta_pe_2_W$", ".mixer1.1.pe"),
+    (r"\.meta_pe_1_W$", ".pos2.pe"), (r"\.meta_pe_2_H$", ".mixer2.1.pe"),
+)]
+
+
+def map_official_keys(state_dict: dict) -> dict:
+    """Official ParC-Net (cvnets `edgeformer`) keys -> danlu's; other keys pass through. The official model
+    registers its last stage's first block twice (`residual`, from `self.residual = ...`): that copy is dropped."""
+    out = {}
+    for key, value in state_dict.items():
+        if key.startswith("residual."):
+            continue
+        if key.startswith(_OFFICIAL_TOP):
+            for pattern, name in _OFFICIAL_KEYS:
+                key = pattern.sub(name, key)
+        out[key] = value
+    return out
+
+
 # official evaluation (data/datasets/classification/imagenet.py): bilinear resize of the short side to size + 32,
 # centre crop of size: 256 / 288 at the 256 training size
-_CFG = dict(input_size=(3, 256, 256), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), interpolation="bilinear",
-            crop_pct=256 / 288)
+_CFG = {"input_size": (3, 256, 256), "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0), "interpolation": "bilinear",
+        "crop_pct": 256 / 288}
 
 
 @register_model(**_CFG)

@@ -1,15 +1,30 @@
 """Vision Transformer (Dosovitskiy et al. 2021): patches -> tokens -> pre-norm transformer -> head.
 
-`VisionTransformer` uses timm's argument and parameter names (so timm/DeiT checkpoints load), and
-`ViT` takes vit-pytorch's constructor keywords. Attention is fused (`F.scaled_dot_product_attention`).
+`VisionTransformer` is timm's network under timm's argument and parameter names (LayerNorm eps 1e-6
+as timm and DeiT), so timm/DeiT checkpoints load and give timm's outputs. `ViT` is vit-pytorch's
+network (`vit_pytorch.ViT`) with its constructor keywords: a Dual PatchNorm patch embedding, no qkv
+bias, LayerNorm eps 1e-5; its `checkpoint_filter_fn` maps vit-pytorch's state dicts onto danlu's
+names. Attention is fused (`F.scaled_dot_product_attention`).
 Any input size divisible by the patch size works: the position embedding of the patch grid is
 interpolated to the runtime grid (class token kept); at the configured size it is used as is.
 `deit_*` are the same networks under timm's DeiT names, with DeiT's evaluation config.
 """
+import re
+from functools import partial
+
 import torch
 from torch import nn
 
-from .layers import Attention, DropPath, Mlp, block_layer_id, check_image, drop_path_rates, resample_grid, to_2tuple
+from .layers import (
+    Attention,
+    DropPath,
+    Mlp,
+    block_layer_id,
+    check_image,
+    drop_path_rates,
+    resample_grid,
+    to_2tuple,
+)
 from .registry import register_model
 
 
@@ -25,15 +40,35 @@ class PatchEmbed(nn.Module):
         return self.proj(x)  # (B, dim, H/p, W/p)
 
 
+class DualPatchNormEmbed(nn.Module):
+    """vit-pytorch's patch embedding (Dual PatchNorm, Kumar et al. 2023): LayerNorm over each flattened
+    patch, Linear to `dim`, LayerNorm. Patches are flattened as (row, column, channel), vit-pytorch's
+    `Rearrange('b c (h p1) (w p2) -> b (h w) (p1 p2 c)')`, so its weights load as they are."""
+
+    def __init__(self, patch_size, in_chans, dim):
+        super().__init__()
+        self.patch_size = to_2tuple(patch_size)
+        patch_dim = in_chans * self.patch_size[0] * self.patch_size[1]
+        self.norm_in = nn.LayerNorm(patch_dim)
+        self.proj = nn.Linear(patch_dim, dim)
+        self.norm_out = nn.LayerNorm(dim)
+
+    def forward(self, x):
+        (B, C, H, W), (p1, p2) = x.shape, self.patch_size
+        x = x.reshape(B, C, H // p1, p1, W // p2, p2).permute(0, 2, 4, 3, 5, 1).flatten(3)
+        return self.norm_out(self.proj(self.norm_in(x))).permute(0, 3, 1, 2)  # (B, dim, H/p, W/p) as PatchEmbed
+
+
 class Block(nn.Module):
     """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
 
-    def __init__(self, dim, heads, mlp_dim, dim_head=None, qkv_bias=True, drop=0.0, attn_drop=0.0, drop_path=0.0):
+    def __init__(self, dim, heads, mlp_dim, dim_head=None, qkv_bias=True, drop=0.0, attn_drop=0.0, drop_path=0.0,
+                 norm_layer=nn.LayerNorm):
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
+        self.norm1 = norm_layer(dim)
         self.attn = Attention(dim, heads, dim_head, qkv_bias, attn_drop, drop)
         self.drop_path = DropPath(drop_path)
-        self.norm2 = nn.LayerNorm(dim)
+        self.norm2 = norm_layer(dim)
         self.mlp = Mlp(dim, mlp_dim, drop=drop)
 
     def forward(self, x):
@@ -41,10 +76,16 @@ class Block(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
+_TIMM_NORM = partial(nn.LayerNorm, eps=1e-6)  # timm's and DeiT's ViT norm
+
+
 class VisionTransformer(nn.Module):
+    """timm's VisionTransformer; `embed_layer` and `norm_layer` (default LayerNorm, eps 1e-6) as in timm."""
+
     def __init__(self, img_size=224, patch_size=16, in_chans=3, num_classes=1000, embed_dim=768, depth=12,
                  num_heads=12, mlp_ratio=4.0, dim_head=None, qkv_bias=True, global_pool="token",
-                 drop_rate=0.0, pos_drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.0):
+                 drop_rate=0.0, pos_drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.0,
+                 embed_layer=PatchEmbed, norm_layer=_TIMM_NORM):
         super().__init__()
         if global_pool not in ("token", "avg"):
             raise ValueError(f"global_pool must be 'token' or 'avg', got {global_pool!r}")
@@ -54,7 +95,7 @@ class VisionTransformer(nn.Module):
         self.in_chans, self.num_classes, self.global_pool = in_chans, num_classes, global_pool
         self.num_features = self.embed_dim = embed_dim
         self.grid = (self.img_size[0] // patch_size[0], self.img_size[1] // patch_size[1])
-        self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
+        self.patch_embed = embed_layer(patch_size, in_chans, embed_dim)
         self.num_prefix_tokens = 1 if global_pool == "token" else 0
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if self.num_prefix_tokens else None
         self.pos_embed = nn.Parameter(torch.zeros(1, self.num_prefix_tokens + self.grid[0] * self.grid[1], embed_dim))
@@ -62,8 +103,8 @@ class VisionTransformer(nn.Module):
         dpr = drop_path_rates(drop_path_rate, depth)
         mlp_dim = int(embed_dim * mlp_ratio)
         self.blocks = nn.Sequential(*[Block(embed_dim, num_heads, mlp_dim, dim_head, qkv_bias, drop_rate,
-                                            attn_drop_rate, dpr[i]) for i in range(depth)])
-        self.norm = nn.LayerNorm(embed_dim)
+                                            attn_drop_rate, dpr[i], norm_layer) for i in range(depth)])
+        self.norm = norm_layer(embed_dim)
         self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         self.num_lr_layers = depth + 1  # layer-wise lr decay: embeddings 0, blocks 1..depth, head depth + 1
@@ -109,15 +150,62 @@ class VisionTransformer(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def ViT(*, image_size, patch_size, num_classes, dim, depth, heads, mlp_dim, pool="cls", channels=3,
-        dim_head=64, dropout=0.0, emb_dropout=0.0):
-    """A ViT built from vit-pytorch's constructor keywords (fused attention, resizable position embedding)."""
-    if pool not in ("cls", "mean"):
-        raise ValueError(f"pool must be 'cls' or 'mean', got {pool!r}")
-    return VisionTransformer(img_size=image_size, patch_size=patch_size, in_chans=channels, num_classes=num_classes,
-                             embed_dim=dim, depth=depth, num_heads=heads, mlp_ratio=mlp_dim / dim, dim_head=dim_head,
-                             qkv_bias=False, global_pool="token" if pool == "cls" else "avg",
-                             drop_rate=dropout, pos_drop_rate=emb_dropout)
+# vit-pytorch's parameter names -> danlu's (the first match applies)
+_VIT_PYTORCH_KEYS = [(re.compile(p), r) for p, r in (
+    (r"^to_patch_embedding\.1\.", "patch_embed.norm_in."),
+    (r"^to_patch_embedding\.2\.", "patch_embed.proj."),
+    (r"^to_patch_embedding\.3\.", "patch_embed.norm_out."),
+    (r"^transformer\.layers\.(\d+)\.0\.norm\.", r"blocks.\1.norm1."),
+    (r"^transformer\.layers\.(\d+)\.0\.to_qkv\.", r"blocks.\1.attn.qkv."),
+    (r"^transformer\.layers\.(\d+)\.0\.to_out\.0\.", r"blocks.\1.attn.proj."),
+    (r"^transformer\.layers\.(\d+)\.1\.net\.0\.", r"blocks.\1.norm2."),
+    (r"^transformer\.layers\.(\d+)\.1\.net\.1\.", r"blocks.\1.mlp.fc1."),
+    (r"^transformer\.layers\.(\d+)\.1\.net\.4\.", r"blocks.\1.mlp.fc2."),
+    (r"^transformer\.norm\.", "norm."),
+    (r"^mlp_head\.", "head."),
+)]
+
+
+class ViT(VisionTransformer):
+    """vit-pytorch's ViT (lucidrains/vit-pytorch `vit_pytorch.ViT`, as of 1.26), with its keyword-only arguments.
+
+    Its network: Dual PatchNorm patch embedding, pre-norm blocks without qkv bias (`dim_head` independent
+    of `dim / heads`), `dropout` after the attention softmax, the attention output and both MLP layers,
+    a final LayerNorm, then the class token or the token mean, and a Linear head; LayerNorm eps 1e-5.
+    Beyond vit-pytorch: timm's initialisation, a position embedding resized for other input sizes (vit-pytorch
+    slices it), and `num_classes=0` giving pooled features (vit-pytorch returns the tokens).
+    """
+
+    def __init__(self, *, image_size, patch_size, num_classes, dim, depth, heads, mlp_dim, pool="cls", channels=3,
+                 dim_head=64, dropout=0.0, emb_dropout=0.0):
+        if pool not in ("cls", "mean"):
+            raise ValueError(f"pool must be 'cls' or 'mean', got {pool!r}")
+        # (mlp_dim + 0.5) / dim: int(dim * ratio) is then mlp_dim for every pair (mlp_dim / dim can fall just short)
+        super().__init__(img_size=image_size, patch_size=patch_size, in_chans=channels, num_classes=num_classes,
+                         embed_dim=dim, depth=depth, num_heads=heads, mlp_ratio=(mlp_dim + 0.5) / dim, dim_head=dim_head,
+                         qkv_bias=False, global_pool="token" if pool == "cls" else "avg", drop_rate=dropout,
+                         pos_drop_rate=emb_dropout, attn_drop_rate=dropout, embed_layer=DualPatchNormEmbed,
+                         norm_layer=nn.LayerNorm)
+        self.head_drop = nn.Identity()  # no dropout before vit-pytorch's head
+        if heads == 1 and dim_head == dim:  # vit-pytorch then has no attention output projection
+            for block in self.blocks:
+                block.attn.proj = block.attn.proj_drop = nn.Identity()
+
+    def checkpoint_filter_fn(self, state_dict: dict) -> dict:
+        """vit-pytorch state dicts -> danlu names; `pos_embedding` and `cls_token` gain timm's batch dim and the
+        empty class token of pool='mean' is dropped. danlu's own keys pass through."""
+        out = {}
+        for key, value in state_dict.items():
+            if key in ("pos_embedding", "cls_token") and value.ndim == 2:
+                if value.numel():
+                    out["pos_embed" if key == "pos_embedding" else key] = value.unsqueeze(0)
+                continue
+            for pattern, name in _VIT_PYTORCH_KEYS:
+                key, found = pattern.subn(name, key)
+                if found:
+                    break
+            out[key] = value
+        return out
 
 
 _SIZES = {"tiny": (192, 12, 3), "small": (384, 12, 6), "base": (768, 12, 12), "large": (1024, 24, 16)}
