@@ -1,8 +1,29 @@
-"""The `danlu` command. Thin: each subcommand parses its arguments and calls the library."""
+"""The `danlu` command. Thin: each subcommand parses its arguments and calls the library. Bad input of
+any kind ends in one `danlu: error: ...` line and exit status 2, never a traceback (DANLU_DEBUG=1 shows
+it); an interrupted training run exits 130 (SIGINT) or 143 (SIGTERM) after saving its checkpoint."""
 import argparse
 import contextlib
 import os
+import signal
 import sys
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's errors as one line, like every other danlu error."""
+
+    def error(self, message):
+        self.exit(2, f"danlu: error: {message} (see {self.prog} --help)\n")
+
+
+def _count(kind, low):
+    """An argparse type: an int of at least `low`."""
+    def parse(text):
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{kind} must be at least {low}, got {value}")
+        return value
+    parse.__name__ = "int"
+    return parse
 
 
 def _add_models(sub):
@@ -68,7 +89,10 @@ def _add_train(sub):
 def _yaml_of(kind):
     def parse(text):
         import yaml
-        value = yaml.safe_load(text)
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = None
         if not isinstance(value, kind):
             example = "'{key: value}'" if kind is dict else "'[0.08, 1.0]'"
             raise argparse.ArgumentTypeError(f"expected a YAML {kind.__name__} such as {example}, got {text!r}")
@@ -90,8 +114,9 @@ def _train(args):
     if args.print_config:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
+    from .engine.distributed import cleanup, configure_threads, is_main
+    configure_threads(cfg.threads)
     trainer = build_trainer(cfg, resume=args.resume)
-    from .engine.distributed import cleanup, is_main
     history = trainer.fit()
     main_process = is_main()
     cleanup()
@@ -107,7 +132,7 @@ def _add_evaluate(sub):
     p = sub.add_parser("evaluate", help="evaluate a run's checkpoint on its validation data")
     p.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT")
     p.add_argument("--data-dir", help="data folder, if it moved since training")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=_count("--batch-size", 1), default=256)
     p.add_argument("--best", action="store_true", help="use the best checkpoint instead of the last")
     p.set_defaults(func=_evaluate)
 
@@ -129,7 +154,7 @@ def _add_predict(sub):
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="run directory, checkpoint directory or weights file")
     p.add_argument("files", nargs="*", metavar="FILE")
     p.add_argument("--text", action="append", default=[], help='a text to classify with a text model (repeatable)')
-    p.add_argument("--top-k", type=int, default=1, help="also print the k most likely classes")
+    p.add_argument("--top-k", type=_count("--top-k", 1), default=1, help="also print the k most likely classes")
     p.set_defaults(func=_predict)
 
 
@@ -149,7 +174,7 @@ def _add_shards(sub):
     p.add_argument("source", help="image-folder tree or .tar holding SPLIT/<class>/<image>")
     p.add_argument("out", help="folder for SPLIT-000000.tar, ... and SPLIT.json")
     p.add_argument("--split", default="train", help="split to write (default train; run again with val)")
-    p.add_argument("--maxcount", type=int, default=10000, help="samples per shard (default 10000)")
+    p.add_argument("--maxcount", type=_count("--maxcount", 1), default=10000, help="samples per shard (default 10000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the order that mixes the classes across shards")
     p.set_defaults(func=_shards)
 
@@ -168,7 +193,7 @@ def _add_stylize(sub):
     p.add_argument("--style", required=True, help="the image whose style (textures, colours) is taken; resized to the content's size")
     p.add_argument("--out", required=True, help="output PNG file")
     p.add_argument("--size", type=int, default=256, help="longer side of the output in pixels (default 256)")
-    p.add_argument("--steps", type=int, default=300, help="Adam steps on the image (default 300)")
+    p.add_argument("--steps", type=_count("--steps", 1), default=300, help="Adam steps on the image (default 300)")
     p.add_argument("--style-weight", type=float, default=1e6, help="weight of the style loss (default 1e6)")
     p.add_argument("--content-weight", type=float, default=1.0, help="weight of the content loss (default 1)")
     p.add_argument("--lr", type=float, default=0.02, help="Adam learning rate in pixel units (default 0.02)")
@@ -194,7 +219,7 @@ def _stylize(args):
 def _size(text):
     """'224' or '160x192' (height x width) as an int or an (h, w) pair."""
     parts = text.lower().split("x")
-    if len(parts) not in (1, 2) or not all(p.isdigit() for p in parts):
+    if len(parts) not in (1, 2) or not all(p.isdigit() and int(p) > 0 for p in parts):
         raise argparse.ArgumentTypeError(f"expected a size such as 224 or 160x192, got {text!r}")
     return int(parts[0]) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
 
@@ -223,7 +248,7 @@ def _add_erf(sub):
     p.add_argument("--weights", help="weights file; without it the model is measured at initialisation")
     p.add_argument("--num-classes", type=int, default=None, help="classes the weights were trained for (default: the model's)")
     p.add_argument("--images", help="folder of images; without it uniform-noise images are used")
-    p.add_argument("--num-images", type=int, default=8, help="images to average over (default 8)")
+    p.add_argument("--num-images", type=_count("--num-images", 1), default=8, help="images to average over (default 8)")
     p.add_argument("--img-size", type=_size, default=None, help="input size, 224 or HxW (default: the model's)")
     p.add_argument("--out", default=None, help="heat-map PNG to write")
     p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the noise images")
@@ -263,7 +288,7 @@ def _add_optim_viz(sub):
                    help="comma-separated: rosenbrock, beale, saddle, rastrigin, himmelblau")
     p.add_argument("--optimizers", default="sgd,sgdm,nag,adagrad,rmsprop,adam,nadam,swats",
                    help="comma-separated optimizer names (as create_optimizer takes them)")
-    p.add_argument("--steps", type=int, default=300, help="steps per path (default 300)")
+    p.add_argument("--steps", type=_count("--steps", 1), default=300, help="steps per path (default 300)")
     p.add_argument("--lr", type=float, default=None, help="one lr for all (default: best of a log grid per path)")
     p.add_argument("--out", default="trajectories", help="output folder (default ./trajectories)")
     p.set_defaults(func=_optim_viz)
@@ -285,7 +310,7 @@ COMMANDS = [_add_train, _add_evaluate, _add_predict, _add_models, _add_shards, _
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="danlu", description="danlu: train and analyse global-receptive-field vision models")
+    parser = _Parser(prog="danlu", description="danlu: train and analyse global-receptive-field vision models")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in COMMANDS:
         add(sub)
@@ -294,7 +319,10 @@ def build_parser():
 
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, or a one-line usage error
+        return e.code
     if args.command is None:
         parser.print_help()
         return 0
@@ -302,12 +330,15 @@ def main(argv=None):
         return args.func(args) or 0
     except KeyboardInterrupt as e:
         print(f"danlu: {e or 'interrupted'}", file=sys.stderr)
-        return 130
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        return 128 + getattr(e, "signum", signal.SIGINT)
+    except (ValueError, OSError, RuntimeError) as e:  # OSError: missing, unwritable or full paths
         if os.environ.get("DANLU_DEBUG"):
             raise
-        print(f"danlu: error: {e}", file=sys.stderr)
-        return 2 if not isinstance(e, RuntimeError) else 1
+        os_error = isinstance(e, OSError) and e.strerror
+        message = " ".join((e.strerror if os_error else str(e)).split())  # one line
+        where = f" ('{e.filename}')" if os_error and e.filename else ""
+        print(f"danlu: error: {message}{where}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -37,7 +37,8 @@ class Transformed(Dataset):
 
 class SampleSeeded(Dataset):
     """Takes `(index, sample_seed)` keys (from a sampler with `sample_seeds=True`) and seeds Python's
-    `random`, which the per-sample augmentations draw from, before reading the item: a sample's
+    `random` (timm's PIL augmentations) and torch's CPU generator (danlu's tensor augmentations), which
+    the per-sample augmentations draw from, before reading the item: a sample's
     augmentation then depends only on (seed, epoch, position), not on which worker reads it, how many
     processes share the epoch, or where a resumed epoch restarts."""
 
@@ -52,6 +53,7 @@ class SampleSeeded(Dataset):
     def __getitem__(self, key):
         index, seed = key
         random.seed(seed)
+        torch.default_generator.manual_seed(seed)
         return self.dataset[index]
 
 

@@ -33,9 +33,14 @@ def list_datasets():
     return sorted(_BUILDERS)
 
 
-def create_dataset(name, root=None, download=False, **kwargs):
+def dataset_builder(name):
+    """The registered builder function (its signature lists the data set's keyword arguments)."""
     if name not in _BUILDERS:
         close = difflib.get_close_matches(name, _BUILDERS, n=3, cutoff=0.4)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ValueError(f"unknown dataset '{name}'{hint} (known: {', '.join(list_datasets())})")
-    return _BUILDERS[name](root=root, download=download, **kwargs)
+    return _BUILDERS[name]
+
+
+def create_dataset(name, root=None, download=False, **kwargs):
+    return dataset_builder(name)(root=root, download=download, **kwargs)

@@ -2,7 +2,7 @@
 from .build import build_trainer, load_run_config
 from .config import TrainConfig
 from .inference import evaluate, predict
-from .trainer import NonFiniteLossError, Trainer, select_device
+from .trainer import Interrupted, NonFiniteLossError, Trainer, select_device
 
 
 def train(config=None, **overrides):
@@ -11,3 +11,7 @@ def train(config=None, **overrides):
     trainer = build_trainer(cfg)
     trainer.fit()
     return trainer
+
+
+__all__ = ["Interrupted", "NonFiniteLossError", "TrainConfig", "Trainer", "build_trainer", "evaluate", "load_run_config",
+           "predict", "select_device", "train"]

@@ -1,19 +1,20 @@
 """From a TrainConfig to a ready Trainer: data set, splits, transforms, model, run directory."""
 import dataclasses
+import inspect
 import json
 import time
 from pathlib import Path
 
 import torch
-import yaml
 from torch.utils.data import IterableDataset, Subset
 
 from ..data import build_transforms, create_dataset, split_dataset
+from ..data.registry import dataset_builder
 from ..data.augment.pipeline import build_eval_transform, build_train_transform
 from ..data.datasets import SampleSeeded, with_transform
 from ..models import create_model, get_model_config
 from .config import TrainConfig
-from .distributed import barrier, init_distributed, is_main
+from .distributed import barrier, configure_threads, init_distributed, is_main
 from .trainer import Trainer, select_device
 
 
@@ -52,7 +53,16 @@ def _image_transforms(cfg, bundle, img_size):
 
 def build_data(cfg):
     """(bundle, train set, validation set, image size or None) with transforms applied."""
-    bundle = create_dataset(cfg.dataset, root=cfg.data_dir, download=cfg.download, **cfg.dataset_kwargs)
+    kwargs = dict(cfg.dataset_kwargs)
+    if cfg.img_size and "img_size" in inspect.signature(dataset_builder(cfg.dataset)).parameters:
+        kwargs.setdefault("img_size", (cfg.img_size, cfg.img_size))  # in-memory folders resize while decoding
+    bundle = create_dataset(cfg.dataset, root=cfg.data_dir, download=cfg.download, **kwargs)
+    if len(bundle.classes) < 2:
+        raise ValueError(f"data set '{cfg.dataset}' has {len(bundle.classes)} class(es) "
+                         f"({', '.join(map(str, bundle.classes))}); a classifier needs at least two: add a class "
+                         "(a folder or label value) to the data")
+    if len(bundle.train) == 0:
+        raise ValueError(f"the training set of '{cfg.dataset}' at '{cfg.data_dir}' is empty; check --data-dir")
     if bundle.input_kind == "image" and is_streamed(bundle):
         # photographs have no normalisation of their own: use the model's, as timm's resolve_data_config does
         model_cfg = get_model_config(cfg.model)
@@ -73,8 +83,8 @@ def build_data(cfg):
         img_size = cfg.img_size or stored or get_model_config(cfg.model).input_size[-1]
         train_transform, eval_transform = _image_transforms(cfg, bundle, img_size)
         train, val = with_transform(train, train_transform), with_transform(val, eval_transform)
-        if cfg.augment == "imagenet" and not isinstance(train, IterableDataset):
-            train = SampleSeeded(train)  # timm's augmentations draw from `random`: seed it per sample
+        if not isinstance(train, IterableDataset):
+            train = SampleSeeded(train)  # augmentations draw from `random` and torch: seeded per sample
     return bundle, train, val, img_size
 
 
@@ -116,22 +126,37 @@ def _jsonable(d):
 
 
 def make_run_dir(cfg):
+    """A new run directory under `cfg.out` (config.yaml is written when training starts); a name that
+    already holds a run's checkpoints is refused, never overwritten."""
     name = cfg.name or f"{cfg.model}-{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = Path(cfg.out) / name
+    if any((run_dir / "checkpoints").glob("*/model.safetensors")):
+        raise ValueError(f"run directory '{run_dir}' already holds a run; continue it with --resume {run_dir} "
+                         "or choose another --name")
     if is_main():
-        run_dir.mkdir(parents=True, exist_ok=cfg.name is not None)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise ValueError(f"cannot create the run directory '{run_dir}': a file is in the way; "
+                             "choose another --out or --name") from None
     barrier()
     return run_dir
 
 
 def load_run_config(run_dir):
     from .config import read_yaml
-    return TrainConfig.from_dict(read_yaml(Path(run_dir) / "config.yaml"), f"{run_dir}/config.yaml")
+    values = read_yaml(Path(run_dir) / "config.yaml")
+    if values.get("custom_model"):
+        raise ValueError(f"run '{run_dir}' trained a custom model ({values['custom_model']}) that danlu cannot rebuild "
+                         "by name; build it yourself, load the weights with danlu.load_pretrained and use "
+                         "danlu.Trainer(...).resume(run_dir)")
+    return TrainConfig.from_dict(values, f"{run_dir}/config.yaml")
 
 
 def build_trainer(cfg, resume=None):
     """A Trainer for `cfg`; with `resume` (a run directory) it continues that run in place."""
+    if cfg.threads:
+        configure_threads(cfg.threads)
     device = select_device(cfg.device)
     _, _, local_rank = init_distributed(device.type)
     if device.type == "cuda":

@@ -6,6 +6,9 @@ name, type, default or description is written here once. Names follow timm's `tr
 option is timm's (`--reprob`, `--mixup`, `--model-ema-decay`, ...)."""
 import dataclasses
 import difflib
+import functools
+import inspect
+import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -88,6 +91,8 @@ class TrainConfig:
     name: str | None = option(None, "run directory name (default: model-dataset-time)")
     keep_last: int = option(2, "epoch checkpoints kept besides the best one")
     progress: bool = option(True, "progress bar")
+    threads: int | None = option(None, "torch CPU threads (default: the cores / processes on this machine, "
+                                       "unless OMP_NUM_THREADS is set)")
 
     @classmethod
     def fields(cls):
@@ -97,32 +102,193 @@ class TrainConfig:
     def from_dict(cls, values, source="config"):
         unknown = sorted(set(values) - set(cls.fields()))
         if unknown:
-            hints = [f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, cls.fields(), 1)) else k
-                     for k in unknown]
-            raise ValueError(f"{source}: unknown option(s) {', '.join(hints)}")
+            raise ValueError(f"{source}: unknown option(s) {', '.join(_hints(unknown, cls.fields()))}")
         cfg = cls(**values)
-        cfg.check()
+        try:
+            cfg.check()
+        except ValueError as e:
+            raise ValueError(f"{source}: {e}") from None
         return cfg
 
     def check(self):
-        """Reject combinations that cannot mean what was asked."""
-        if self.accum_steps < 1:
-            raise ValueError(f"accum_steps must be at least 1, got {self.accum_steps}; use 1 for no accumulation")
+        """Reject values and combinations that cannot mean what was asked: one sentence naming the option,
+        the value and what is accepted. Called by `from_dict` and `updated` (the CLI and Python alike)."""
+        _check_types(self)
+        for name, low in (("epochs", 1), ("batch_size", 1), ("accum_steps", 1), ("img_size", 1), ("recount", 1),
+                          ("max_train_samples", 1), ("lr_base_batch", 1), ("log_interval", 1), ("threads", 1),
+                          ("warmup_epochs", 0), ("workers", 0), ("keep_last", 0)):
+            _at_least(name, getattr(self, name), low)
+        for name in ("lr", "clip_grad", "crop_pct", "layer_decay"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be above 0, got {value}")
+        for name in ("weight_decay", "warmup_lr", "min_lr", "color_jitter", "mixup", "cutmix"):
+            _at_least(name, getattr(self, name), 0)
+        for name in ("hflip", "reprob", "mixup_prob", "mixup_switch_prob", "crop_pct", "layer_decay"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 1:
+                raise ValueError(f"{name} is a fraction in [0, 1], got {value}")
+        for name in ("label_smoothing", "model_ema_decay", "val_split", "drop_path"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {value}")
+        _one_of("augment", self.augment, ("none", "flip", "crop-flip", "imagenet"))
+        _one_of("remode", self.remode, ("pixel", "rand", "const"))
+        _one_of("train_interpolation", self.train_interpolation, ("random", "bilinear", "bicubic"))
+        _check_range_pair("crop_scale", self.crop_scale, high=1.0)
+        _check_range_pair("crop_ratio", self.crop_ratio)
+        if self.warmup_epochs > self.epochs:
+            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) is longer than the run (epochs {self.epochs}); "
+                             "lower --warmup-epochs or raise --epochs")
         if self.bf16 and self.fp16:
             raise ValueError("bf16 and fp16 are both on; choose one autocast dtype")
         if (self.mixup > 0 or self.cutmix > 0) and self.batch_size < 2:
             raise ValueError(f"Mixup/CutMix mix each batch with itself flipped, so they need a batch size of at least 2, "
                              f"got {self.batch_size}; raise --batch-size or set --mixup 0 --cutmix 0")
-        if self.log_interval < 1:
-            raise ValueError(f"log_interval must be at least 1, got {self.log_interval}")
+        _check_names(self)
+        if self.device != "auto":
+            _check_device(self.device)
+        if Path(self.out).is_file():
+            raise ValueError(f"out '{self.out}' is a file; --out names the folder that holds run directories")
+        _check_kwargs(self)
 
     def to_dict(self):
         return dataclasses.asdict(self)
 
     def updated(self, **changes):
+        unknown = sorted(set(changes) - set(self.fields()))
+        if unknown:
+            raise ValueError(f"unknown option(s) {', '.join(_hints(unknown, self.fields()))}")
         cfg = dataclasses.replace(self, **changes)
         cfg.check()
         return cfg
+
+
+# options a resumed run cannot change: its model, data, batches and state were built from them
+FIXED_ON_RESUME = ("model", "dataset", "dataset_kwargs", "model_kwargs", "img_size", "val_split", "max_train_samples",
+                   "batch_size", "accum_steps", "seed", "drop_path", "pretrained", "model_ema", "repeated_aug",
+                   "optimizer", "layer_decay", "schedule", "out", "name")
+KWARGS = ("model_kwargs", "dataset_kwargs", "optimizer_kwargs", "schedule_kwargs")
+
+
+def _hints(unknown, valid):
+    return [f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, valid, 1)) else k for k in unknown]
+
+
+def _check_types(cfg):
+    hints = typing.get_type_hints(TrainConfig)
+    for name in TrainConfig.fields():
+        value, kinds = getattr(cfg, name), typing.get_args(hints[name]) or (hints[name],)
+        if value is None and type(None) in kinds:
+            continue
+        ok = any(isinstance(value, k) and not (isinstance(value, bool) and k is not bool) for k in kinds if k is not type(None))
+        ok = ok or (float in kinds and isinstance(value, int) and not isinstance(value, bool))
+        if not ok:
+            wanted = " or ".join("null" if k is type(None) else {dict: "a mapping", list: "a list"}.get(k, k.__name__)
+                                 for k in kinds)
+            raise ValueError(f"{name} must be {wanted}, got {value!r}")
+
+
+def _at_least(name, value, low):
+    if value is not None and value < low:
+        raise ValueError(f"{name} must be at least {low}, got {value}")
+
+
+def _one_of(name, value, choices):
+    if value not in choices:
+        close = difflib.get_close_matches(value, choices, 1)
+        raise ValueError(f"{name} '{value}' is not one of {', '.join(choices)}" + (f"; did you mean {close[0]}?" if close else ""))
+
+
+def _check_range_pair(name, value, high=None):
+    ok = (len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+          and 0 < value[0] <= value[1] and (high is None or value[1] <= high))
+    if not ok:
+        limit = f" <= {high}" if high else ""
+        raise ValueError(f"{name} must be a list [low, high] with 0 < low <= high{limit}, got {value}")
+
+
+def _check_device(name):
+    import torch
+    try:
+        torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"device '{name}' is not a device name; use auto, cpu, cuda or cuda:N") from None
+
+
+def _check_names(cfg):
+    """Model, data set, optimizer and schedule names (each registry's own sentence, with close names)."""
+    from ..data.registry import dataset_builder
+    from ..models import get_model_config
+    from ..optim import OPTIMIZERS, SCHEDULES
+    get_model_config(cfg.model)
+    dataset_builder(cfg.dataset)
+    _one_of("optimizer", cfg.optimizer.lower(), list(OPTIMIZERS))
+    _one_of("schedule", cfg.schedule.lower(), SCHEDULES)
+
+
+def _check_kwargs(cfg):
+    """Unknown keys in the *_kwargs mappings, against the signature of what receives them."""
+    from ..optim import OPTIMIZERS, SCHEDULES
+    checks = (("model_kwargs", cfg.model_kwargs, lambda: _model_parameters(cfg.model)),
+              ("dataset_kwargs", cfg.dataset_kwargs, lambda: _dataset_parameters(cfg.dataset)),
+              ("optimizer_kwargs", cfg.optimizer_kwargs,
+               lambda: _parameters(OPTIMIZERS[cfg.optimizer.lower()][0], ("params", "lr", "weight_decay"))
+               if cfg.optimizer.lower() in OPTIMIZERS else None),
+              ("schedule_kwargs", cfg.schedule_kwargs,
+               lambda: _schedule_parameters(cfg.schedule) if cfg.schedule.lower() in SCHEDULES else None))
+    for option, given, valid in checks:
+        if not given:
+            continue
+        valid = valid()
+        unknown = sorted(set(given) - set(valid)) if valid is not None else []
+        if unknown:
+            raise ValueError(f"{option}: unknown key(s) {', '.join(_hints(unknown, valid))}; "
+                             f"accepted: {', '.join(sorted(valid)) or 'none'}")
+
+
+def _parameters(fn, exclude=()):
+    """Keyword parameters of `fn` (a class: its __init__), or None when it takes any (**kwargs)."""
+    params = inspect.signature(fn).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.name not in ("self", *exclude) and p.kind is not p.VAR_POSITIONAL]
+
+
+@functools.cache
+def _model_parameters(name):
+    import torch
+
+    from ..models import create_model
+    from ..models.registry import _ENTRYPOINTS, get_model_config
+    get_model_config(name)  # an unknown name: its own sentence
+    own = _parameters(_ENTRYPOINTS[name])
+    if own is not None:
+        return own
+    with torch.device("meta"):
+        return _parameters(type(create_model(name)))
+
+
+def _dataset_parameters(name):
+    from ..data.registry import dataset_builder
+    return _parameters(dataset_builder(name), ("root", "download"))
+
+
+def _schedule_parameters(name):
+    from ..optim import schedules
+    fn = {"none": None, "step": schedules.step_decay, "multistep": schedules.multistep_decay,
+          "cosine": schedules.cosine_decay, "plateau": schedules.Plateau}[name.lower()]
+    fixed = ("optimizer", "epochs", "steps_per_epoch", "warmup_epochs", "warmup_start")
+    return [] if fn is None else _parameters(fn, fixed)
+
+
+def merge_options(base, given):
+    """`given` over `base`, the *_kwargs mappings key by key (a recipe's keys stay unless given)."""
+    merged = {**base, **given}
+    for key in KWARGS:
+        if isinstance(base.get(key), dict) and isinstance(given.get(key), dict):
+            merged[key] = {**base[key], **given[key]}
+    return merged
 
 
 def read_yaml(path):
@@ -146,7 +312,7 @@ def read_options(path):
         return values
     if not isinstance(parent, str):
         raise ValueError(f"'{path}': extends must name a recipe (danlu train --list-recipes), got {parent!r}")
-    return {**read_options(recipe_path(parent)), **values}
+    return merge_options(read_options(recipe_path(parent)), values)
 
 
 def list_recipes(hidden=False):
@@ -169,10 +335,20 @@ def resolve_config(recipe=None, config_file=None, resume=None, **given):
     saved config < options given."""
     if resume:
         from .build import load_run_config
-        return load_run_config(resume).updated(**given)
+        saved = load_run_config(resume)
+        changes = merge_options(saved.to_dict(), given)
+        fixed = [k for k in FIXED_ON_RESUME if k in given and changes[k] != getattr(saved, k)]
+        if fixed:
+            raise ValueError(f"a resumed run keeps its {', '.join(fixed)} (the run was built with "
+                             f"{', '.join(f'{k}={getattr(saved, k)!r}' for k in fixed)}); drop those options, "
+                             "or start a new run without --resume")
+        if saved.schedule == "plateau" and changes["lr"] != saved.lr:
+            raise ValueError("the plateau schedule's reduced rates are part of the run's state, so --lr cannot "
+                             "change on --resume; start a new run instead")
+        return saved.updated(**{k: changes[k] for k in given})
     values = {}
     if recipe:
-        values.update(read_options(recipe_path(recipe)))
+        values = merge_options(values, read_options(recipe_path(recipe)))
     if config_file:
-        values.update(read_options(config_file))
-    return TrainConfig.from_dict({**values, **given}, config_file or recipe or "options")
+        values = merge_options(values, read_options(config_file))
+    return TrainConfig.from_dict(merge_options(values, given), config_file or recipe or "options")

@@ -17,6 +17,16 @@ def init_distributed(device_type):
     return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
+def configure_threads(threads=None):
+    """torch's CPU threads: `threads`, else (unless OMP_NUM_THREADS says) this process's share of the cores
+    it may run on, so that torchrun's processes do not oversubscribe the machine."""
+    import torch
+    if threads is None and "OMP_NUM_THREADS" in os.environ:
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(threads or max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+
+
 def is_distributed():
     return dist.is_available() and dist.is_initialized()
 

@@ -21,8 +21,9 @@ def load_checkpoint_model(path, device="cpu"):
     ckpt_dir = ckpt.resolve_checkpoint(path)
     info = ckpt.read_model_info(ckpt_dir)
     if "model" not in info:
-        raise ValueError(f"'{ckpt_dir}' was not written by danlu's trainer (no model metadata); "
-                         "build the model yourself and use danlu.load_pretrained")
+        raise ValueError(f"'{ckpt_dir}' holds a model that danlu cannot rebuild by name (trained with danlu.Trainer "
+                         f"on a model not built by create_model); build it yourself and load {ckpt.WEIGHTS} with "
+                         "danlu.load_pretrained")
     model = create_model(info["model"], **info["model_kwargs"])
     model.load_state_dict(ckpt.load_weights(ckpt_dir))
     return model.to(device).eval(), info

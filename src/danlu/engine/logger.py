@@ -1,7 +1,11 @@
-"""Per-epoch metrics to `metrics.csv` and `metrics.jsonl`, and the `curves.png` plot."""
+"""Per-epoch metrics to `metrics.csv` and `metrics.jsonl`, and the `curves.png` plot, each rewritten
+whole and atomically after every epoch (a kill mid-write leaves the previous epoch's file)."""
 import csv
+import io
 import json
 from pathlib import Path
+
+from .atomic import write_atomic, write_text_atomic
 
 
 class MetricsLog:
@@ -15,12 +19,12 @@ class MetricsLog:
 
     def _write(self):
         keys = list(dict.fromkeys(k for row in self.rows for k in row))
-        with open(self.run_dir / "metrics.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(self.rows)
-        with open(self.run_dir / "metrics.jsonl", "w") as f:
-            f.writelines(json.dumps(row) + "\n" for row in self.rows)
+        table = io.StringIO(newline="")
+        writer = csv.DictWriter(table, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        write_text_atomic(self.run_dir / "metrics.csv", table.getvalue())
+        write_text_atomic(self.run_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in self.rows))
         plot_curves(self.rows, self.run_dir / "curves.png")
 
 
@@ -43,5 +47,7 @@ def plot_curves(rows, path):
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    finally:
+        plt.close(fig)

@@ -5,23 +5,32 @@ forward -> loss -> backward, and every `accum_steps` batches (clip) -> optimizer
 schedule step; then validation (of the EMA weights too), a metrics row, and a checkpoint. Only rank 0
 writes anything. The inner loop never waits for the device except every `log_interval` steps, when
 the progress bar is updated and a non-finite loss is detected. The trainer knows nothing about
-particular models or data sets."""
+particular models or data sets.
+
+Randomness is seeded per batch from (seed, epoch, batch, rank) and per sample from the sampler's
+sample seeds, and SIGINT / SIGTERM are turned into `Interrupted` only at points where the saved state
+is consistent, so a run resumed from any interruption continues exactly as the straight run."""
 import contextlib
 import math
 import random
+import signal
 import sys
 import time
 from pathlib import Path
 
 import torch
+import yaml
 from torch.utils.data import DataLoader, IterableDataset
 from tqdm import tqdm
 
+from ..data.seeding import sample_seeds
 from . import checkpoint as ckpt
+from .atomic import remove_leftovers, write_text_atomic
 from .batch import BatchTransform
 from .config import TrainConfig
 from .distributed import is_distributed, is_main, rank, world_size
 from .ema import ModelEma
+from .signals import Interrupted, Signals
 from .logger import MetricsLog
 from .inference import evaluate_batches, topk_for
 from .losses import compute_loss, predicted_labels, probabilities
@@ -93,6 +102,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.cfg.fp16)
         self.history, self.start_epoch, self.start_step, self.partial = [], 0, 0, None
         self.best = -math.inf
+        self._signals = Signals()
+        self._own_optimizer = optimizer is None
 
     @property
     def steps_per_epoch(self):
@@ -130,23 +141,53 @@ class Trainer:
 
     # ---- resume -------------------------------------------------------------------------------
     def resume(self, path):
-        """Continue from a checkpoint (run dir, checkpoint dir or weights file), exactly where it stopped."""
-        ckpt_dir = ckpt.resolve_checkpoint(path)
-        self.model.load_state_dict(ckpt.load_weights(ckpt_dir))
-        state = ckpt.load_training_state(ckpt_dir)
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state.get("scheduler") is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
+        """Continue from a checkpoint (run dir, checkpoint dir or weights file), exactly where it stopped;
+        an unreadable newest checkpoint is skipped, with a warning, for the newest readable one. The
+        config's optimizer settings (lr, weight decay, optimizer kwargs) replace the saved ones."""
+        ckpt_dir, weights, ema_weights, state = ckpt.read_resumable(path)  # tidies the checkpoints too
+        if self.run_dir and is_main():
+            remove_leftovers(self.run_dir)
+        if self.ema is not None and ema_weights is None:
+            raise ValueError(f"'{ckpt_dir}' was saved without EMA weights; resume it without --model-ema")
+        self.model.load_state_dict(weights)
+        self._load_optimizer(state)
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         if self.ema is not None:
-            self.ema.module.load_state_dict(ckpt.load_weights(ckpt_dir, ckpt.EMA_WEIGHTS))
+            self.ema.module.load_state_dict(ema_weights)
             self.ema.load_state_dict(state["ema"])
         self.start_epoch, self.start_step = state["epoch"], state["step"]
         self.history, self.best = list(state["history"]), state["best"]
         self.partial = state.get("partial")
         ckpt.set_rng_state(state["rng"])
         return ckpt_dir
+
+    def _load_optimizer(self, state):
+        """The saved optimizer and schedule state, with the settings this config gives (the schedule's base
+        rates recomputed from its lr) in place of the saved ones."""
+        from ..optim import OPTIMIZERS
+        from ..optim.schedules import WarmupDecay
+
+        preset = OPTIMIZERS.get(self.cfg.optimizer.lower(), (None, {}))[1]
+        given = {"lr", "initial_lr", "weight_decay", *preset, *self.cfg.optimizer_kwargs} if self._own_optimizer else ()
+        settings = [{k: v for k, v in g.items() if k in given} for g in self.optimizer.param_groups]
+        self.optimizer.load_state_dict(state["optimizer"])
+        for group, values in zip(self.optimizer.param_groups, settings):
+            group.update(values)
+        if self.scheduler is None or state.get("scheduler") is None:
+            return
+        self.scheduler.load_state_dict(state["scheduler"])
+        if not self._own_optimizer:
+            return
+        if isinstance(self.scheduler, WarmupDecay):
+            self.scheduler.base_lrs = [values.get("initial_lr", values["lr"]) for values in settings]
+            lrs = self.scheduler.get_lr()
+            for group, lr in zip(self.optimizer.param_groups, lrs):
+                group["lr"] = lr
+            self.scheduler._last_lr = lrs
+        else:  # a plateau schedule's reductions live in the saved rates (a changed --lr is refused)
+            for group, saved in zip(self.optimizer.param_groups, state["optimizer"]["param_groups"]):
+                group["lr"] = saved["lr"]
 
     def _training_state(self, epoch, step, meter=None):
         return {"optimizer": self.optimizer.state_dict(),
@@ -166,67 +207,92 @@ class Trainer:
 
     # ---- training -----------------------------------------------------------------------------
     def fit(self):
-        """Train for `config.epochs` epochs (from where `resume` left off); returns the metrics history."""
-        log = MetricsLog(self.run_dir, self.history) if self.run_dir and is_main() else None
-        self._progress = (self.start_epoch, self.start_step, None)  # what an interrupt would save
-        try:
-            self._fit(log)
-        except KeyboardInterrupt:
-            epoch, step, meter = self._progress
-            where = self.save(ckpt.INTERRUPTED, epoch, step, meter)
-            raise KeyboardInterrupt(f"interrupted at epoch {epoch + 1}, step {step}"
-                                    + (f"; checkpoint written to {where}, continue with --resume {self.run_dir}"
-                                       if where else "")) from None
+        """Train for `config.epochs` epochs (from where `resume` left off); returns the metrics history.
+        SIGINT and SIGTERM save the `interrupted` checkpoint and raise `Interrupted`."""
+        log = None
+        if self.run_dir and is_main():
+            self.write_config()
+            log = MetricsLog(self.run_dir, self.history)
+        self._progress = (self.start_epoch, self.start_step, self.partial and _loaded_meter(self._topk(), self.partial))
+        with self._signals:
+            try:
+                self._fit(log)
+            except KeyboardInterrupt as e:
+                with self._signals.deferred():
+                    epoch, step, meter = self._progress
+                    where = self.save(ckpt.INTERRUPTED, epoch, step, meter)
+                signum = getattr(e, "signum", signal.SIGINT)
+                what = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+                raise Interrupted(f"{what} at epoch {epoch + 1}, step {step}"
+                                  + (f"; checkpoint written to {where}, continue with --resume {self.run_dir}"
+                                     if where else ""), signum) from None
         return self.history
+
+    def write_config(self):
+        """config.yaml, so that `evaluate`, `predict` and `--resume` can rebuild the run (with the options
+        a resume changed); a model not built by name is recorded as such."""
+        values = self.cfg.to_dict()
+        if "model" not in self.model_info:
+            values["model"] = None
+            values["custom_model"] = type(self.model).__qualname__
+        write_text_atomic(self.run_dir / "config.yaml", yaml.safe_dump(values, sort_keys=False))
 
     def _fit(self, log):
         for epoch in range(self.start_epoch, self.cfg.epochs):
             train_metrics, seconds, seen = self._train_epoch(epoch)
             row = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in train_metrics.items()}}
-            if self.val_loader is not None:
+            if self.val_loader is not None:  # an interrupt here saves the finished training; resuming redoes this
                 row.update({f"val_{k}": v for k, v in self.evaluate().items()})
                 if self.ema is not None:
                     row.update({f"val_ema_{k}": v for k, v in self.evaluate(model=self.ema.module).items()})
-            row.update(lr=self.optimizer.param_groups[-1]["lr"], epoch_time_s=seconds, images_per_s=seen / seconds)
-            if hasattr(self.optimizer, "metrics"):
-                row.update(self.optimizer.metrics())
-            if self.scheduler is not None and self.scheduler.interval == "epoch":
-                if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    self.scheduler.step(row.get("val_loss", row["train_loss"]))
-                else:
-                    self.scheduler.step()
-            self.history.append(row)
-            if self.cfg.progress and is_main():
-                tqdm.write(_summary(row, self.cfg.epochs))
-                sys.stdout.flush()  # show progress in logs too, where stdout is block-buffered
-            score = row.get("val_acc1", row["train_acc1"])
-            if log:
-                log.append(row)
-            self.save(f"epoch_{epoch + 1:04d}", epoch + 1, 0)
-            if score > self.best:
-                self.best = score
-                self.save(ckpt.BEST, epoch + 1, 0, mark_last=False)
-            if self.run_dir and is_main():
-                ckpt.prune_checkpoints(self.run_dir / "checkpoints", self.cfg.keep_last)
-            self.start_step, self.partial = 0, None
-            self._progress = (epoch + 1, 0, None)
+            with self._signals.deferred():
+                self._end_epoch(epoch, row, seconds, seen, log)
+
+    def _end_epoch(self, epoch, row, seconds, seen, log):
+        """Schedule step, metrics row, summary line and checkpoints: all or nothing for an interrupt."""
+        row.update(lr=self.optimizer.param_groups[-1]["lr"], epoch_time_s=seconds, images_per_s=seen / max(seconds, 1e-9))
+        if hasattr(self.optimizer, "metrics"):
+            row.update(self.optimizer.metrics())
+        if self.scheduler is not None and self.scheduler.interval == "epoch":
+            if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                self.scheduler.step(row.get("val_loss", row["train_loss"]))
+            else:
+                self.scheduler.step()
+        self.history.append(row)
+        if self.cfg.progress and is_main():
+            tqdm.write(_summary(row, self.cfg.epochs))
+            sys.stdout.flush()  # show progress in logs too, where stdout is block-buffered
+        if log:
+            log.append(row)
+        score = row.get("val_acc1", row["train_acc1"])
+        improved = score > self.best
+        self.best = max(self.best, score)  # stored in this epoch's checkpoint too
+        self.save(f"epoch_{epoch + 1:04d}", epoch + 1, 0)
+        if improved:
+            self.save(ckpt.BEST, epoch + 1, 0, mark_last=False)
+        if self.run_dir and is_main():
+            ckpt.prune_checkpoints(self.run_dir / "checkpoints", self.cfg.keep_last)
+        self.start_step, self.partial = 0, None
+        self._progress = (epoch + 1, 0, None)
 
     def _set_epoch(self, epoch):
         start = self.start_step * self.cfg.batch_size  # this process's samples already done
-        (self.train_sampler or self.train_set).set_epoch(epoch, start=start)
+        # `is None`, not `or`: a sampler resumed at the end of its epoch is empty, hence falsy
+        (self.train_set if self.train_sampler is None else self.train_sampler).set_epoch(epoch, start=start)
         self.train_loader.generator.manual_seed(self.cfg.seed + 1_000_003 * epoch + rank())
+
+    def _seed_batch(self, epoch, step):
+        """Dropout, drop-path, erasing and Mixup draw from a seed per (seed, epoch, batch, rank): a run
+        resumed at any batch draws what the straight run drew there."""
+        position = step * world_size() + rank()
+        seed = sample_seeds(self.cfg.seed + _BATCH_SEED_KEY, epoch, range(position, position + 1))[0]
+        torch.manual_seed(seed)
+        random.seed(seed)
 
     def _train_epoch(self, epoch):
         self.train_model.train()
-        if self.start_step == 0:
-            # per-epoch seeding makes dropout and augmentation (Mixup's draws come from `random`) depend only
-            # on (seed, epoch, rank)
-            torch.manual_seed(self.cfg.seed + 1_000_003 * epoch + rank())
-            random.seed(self.cfg.seed + 1_000_003 * epoch + rank())
         self._set_epoch(epoch)
-        meter = Meter(self._topk())
-        if self.partial:
-            meter.load(self.partial)
+        meter = _loaded_meter(self._topk(), self.partial)
         total, accum = self.start_step + len(self.train_loader), self.cfg.accum_steps
         step, seen, start = self.start_step, 0, time.perf_counter()
         first_bad = (torch.full((), -1, dtype=torch.long, device=self.device),  # first non-finite step and its loss,
@@ -234,6 +300,7 @@ class Trainer:
         bar = tqdm(total=total, initial=self.start_step, leave=False, desc=f"epoch {epoch + 1}/{self.cfg.epochs}",
                    disable=not (self.cfg.progress and is_main()), dynamic_ncols=True, mininterval=0.5)
         for x, y in self.train_loader:
+            self._seed_batch(epoch, step)
             x, y = self._to_device(x, y)
             x, target, labels = self.batch(x, y)
             group_end = min(step - step % accum + accum, total)  # the step after this accumulation group
@@ -247,8 +314,9 @@ class Trainer:
             first_bad = (torch.where(new_bad, step, first_bad[0]), torch.where(new_bad, loss.detach(), first_bad[1]))
             step, seen = step + 1, seen + y.shape[0]
             if step == group_end:
-                self._optimizer_step()
-                self._progress = (epoch, step, meter.snapshot())
+                with self._signals.deferred():
+                    self._optimizer_step()
+                    self._progress = (epoch, step, meter.snapshot())
             bar.update()
             if step % self.cfg.log_interval == 0 or step == total:  # the only host synchronisations
                 self._check_finite(first_bad, epoch)
@@ -306,6 +374,16 @@ class Trainer:
         with self._autocast():
             probs = probabilities(self.model(self.batch.normalize(inputs.to(self.device))).float()).cpu()
         return predicted_labels(probs), probs
+
+
+_BATCH_SEED_KEY = 1 << 40  # keeps the batch seeds apart from the sample seeds of the same run
+
+
+def _loaded_meter(ks, partial):
+    meter = Meter(ks)
+    if partial:
+        meter.load(partial)
+    return meter
 
 
 def _summary(row, epochs):
