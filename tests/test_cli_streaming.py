@@ -4,7 +4,7 @@ import csv
 
 import numpy as np
 import pytest
-from PIL import Image
+from image_tree import write_image_tree
 from safetensors.torch import load_file
 
 from danlu.cli import main
@@ -17,21 +17,9 @@ DEIT = ["--model", "deit_tiny_patch16_224", "--img-size", "32", "--batch-size", 
 NO_SCHEDULE = ["--schedule", "none", "--warmup-epochs", "0"]  # a schedule spans the run: 1 epoch != half of 2
 
 
-def _tree(root, sizes=(70, 140)):
-    rng = np.random.default_rng(0)
-    for split, count in (("train", 6), ("val", 2)):
-        for c in range(3):
-            (root / split / f"n0{c}").mkdir(parents=True)
-            for i in range(count):
-                h, w = rng.integers(*sizes, size=2)
-                pixels = (rng.random((h, w, 3)) * 60 + 80 * c).astype(np.uint8)
-                Image.fromarray(pixels).save(root / split / f"n0{c}" / f"{i}.JPEG", quality=90)
-    return root
-
-
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
-    return _tree(tmp_path_factory.mktemp("tree"))
+    return write_image_tree(tmp_path_factory.mktemp("tree"), train=6)
 
 
 def _last_row(run):
@@ -76,7 +64,7 @@ def test_bad_input_gets_one_sentence(tmp_path, capsys):
     cases = [
         (["--dataset", "image-folder", "--data-dir", str(empty)], "no class folders"),
         (["--auto-augment", "rand-m9-x3", "--augment", "imagenet", "--dataset", "image-folder", "--data-dir",
-          str(_tree(tmp_path / "t"))], "unknown RandAugment key 'x'"),
+          str(write_image_tree(tmp_path / "t"))], "unknown RandAugment key 'x'"),
         (["--mixup", "0.8", "--batch-size", "1"], "need a batch size of at least 2"),
         (["--accum-steps", "0"], "accum_steps must be at least 1"),
     ]

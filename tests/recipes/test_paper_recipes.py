@@ -2,10 +2,9 @@
 streamed ImageNet-like tree with its exact settings but for the image size and the batch."""
 import math
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
+from image_tree import write_image_tree
 
 from danlu.engine import build_trainer
 from danlu.engine.config import list_recipes, resolve_config
@@ -18,17 +17,7 @@ SLOW = {"ptnt_m", "ptnt_b"}  # 85M and 157M parameters: most of their time is th
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
-    """train/ and val/ with 3 classes of JPEGs of different sizes, all above the in-memory size limit."""
-    root = tmp_path_factory.mktemp("imagenet-like")
-    rng = np.random.default_rng(0)
-    for split, count in (("train", 5), ("val", 2)):
-        for c in range(3):
-            (root / split / f"n0000000{c}").mkdir(parents=True)
-            for i in range(count):
-                h, w = rng.integers(70, 140, size=2)
-                pixels = (rng.random((h, w, 3)) * 80 + 60 * c).astype(np.uint8)
-                Image.fromarray(pixels).save(root / split / f"n0000000{c}" / f"{i}.JPEG", quality=90)
-    return root
+    return write_image_tree(tmp_path_factory.mktemp("imagenet-like"))
 
 
 def test_recipes_carry_the_papers_commands():
@@ -53,7 +42,7 @@ def test_recipes_carry_the_papers_commands():
 
 def test_a_recipe_option_is_overridden_by_the_command_line():
     assert resolve_config("ptnt_s", lr=5e-4).lr == 5e-4
-    with pytest.raises(ValueError, match="unknown recipe 'ptnt_x'; did you mean"):
+    with pytest.raises(ValueError, match=r"unknown recipe 'ptnt_x' \(did you mean ptnt_s or ptnt_m or ptnt_b\?\); known: "):
         resolve_config("ptnt_x")
 
 
