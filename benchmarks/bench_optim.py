@@ -83,7 +83,7 @@ def main(argv=None):
         if only and name not in only:
             continue
         t = bench(template, ours_cls, torch_cls, kw, args.repeats, args.steps, clock)
-        ratio = statistics.median(o / min(f, l) for o, f, l in zip(t["ours"], t["torch_foreach"], t["torch_loop"]))
+        ratio = statistics.median(o / min(fe, lo) for o, fe, lo in zip(t["ours"], t["torch_foreach"], t["torch_loop"]))
         med = {k: statistics.median(v) * 1e3 for k, v in t.items()}
         target = {"adadelta": "-", "swats": "<= 1.5 (vs torch Adam)"}.get(name, "<= 1.15")
         print(f"| {name} | {med['ours']:.1f} | {med['torch_foreach']:.1f} | {med['torch_loop']:.1f} | "

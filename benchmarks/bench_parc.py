@@ -25,7 +25,6 @@ import danlu
 from danlu.models.layers import ParC
 from danlu.models.layers.parc import set_parc_impl
 
-
 CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
 clock = CLOCKS["cpu"]
 

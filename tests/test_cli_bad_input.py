@@ -27,7 +27,7 @@ def _error(capsys):
     (["--label-smoothing", "-0.1"], "label_smoothing must be in [0, 1), got -0.1"),
     (["--warmup-epochs", "30", "--epochs", "3"], "warmup_epochs (30) is longer than the run (epochs 3)"),
     (["--device", "gpu"], "device 'gpu' is not a device name"),
-    (["--augment", "crop-flp"], "augment 'crop-flp' is not one of none, flip, crop-flip, imagenet; did you mean crop-flip?"),
+    (["--augment", "crop-flp"], "augment 'crop-flp' (did you mean crop-flip?) is not one of none, flip, crop-flip, imagenet"),
     (["--model-kwargs", "{hiden: 8}"], "model_kwargs: unknown key(s) hiden (did you mean hidden?)"),
     (["--schedule", "step", "--schedule-kwargs", "{gama: 0.5}"], "schedule_kwargs: unknown key(s) gama (did you mean gamma?)"),
     (["--optimizer-kwargs", "{momentum: [}"], "argument --optimizer-kwargs: expected a YAML dict"),

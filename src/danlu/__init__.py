@@ -4,3 +4,6 @@ from .models import ViT, create_model, get_model_config, list_models, load_pretr
 from .optim import create_optimizer, create_scheduler
 
 __version__ = "0.1.0"
+
+__all__ = ["TrainConfig", "Trainer", "ViT", "create_model", "create_optimizer", "create_scheduler", "evaluate",
+           "get_model_config", "list_models", "load_pretrained", "predict", "register_model", "train"]

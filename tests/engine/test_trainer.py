@@ -94,8 +94,8 @@ def test_bf16_and_channels_last(tmp_path):
 
 
 def test_binary_single_logit_uses_bce_and_threshold_accuracy():
-    from danlu.engine.metrics import correct_topk
     from danlu.engine.losses import compute_loss
+    from danlu.engine.metrics import correct_topk
     logits, target = torch.tensor([[2.0], [-1.0], [0.5]]), torch.tensor([1, 1, 0])
     assert correct_topk(logits, target).tolist() == [1]
     expected = torch.nn.functional.binary_cross_entropy_with_logits(logits.squeeze(-1), target.float())

@@ -4,10 +4,13 @@ A builder `fn(root=None, download=False, **kwargs) -> DataBundle` returns the tr
 set when the data set has one (otherwise None: the trainer then holds out a validation split), the
 class names and what kind of input the model receives.
 """
-import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from torch.utils.data import Dataset
+
+from ..suggest import did_you_mean
 
 _BUILDERS = {}
 
@@ -22,25 +25,23 @@ class DataBundle:
     meta: dict = field(default_factory=dict)  # e.g. the text vocabulary
 
 
-def register_dataset(name):
+def register_dataset(name: str) -> Callable[[Callable], Callable]:
     def wrap(fn):
         _BUILDERS[name] = fn
         return fn
     return wrap
 
 
-def list_datasets():
+def list_datasets() -> list[str]:
     return sorted(_BUILDERS)
 
 
-def dataset_builder(name):
+def dataset_builder(name: str) -> Callable[..., DataBundle]:
     """The registered builder function (its signature lists the data set's keyword arguments)."""
     if name not in _BUILDERS:
-        close = difflib.get_close_matches(name, _BUILDERS, n=3, cutoff=0.4)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown dataset '{name}'{hint} (known: {', '.join(list_datasets())})")
+        raise ValueError(f"unknown dataset '{name}'{did_you_mean(name, _BUILDERS)}; known: {', '.join(list_datasets())}")
     return _BUILDERS[name]
 
 
-def create_dataset(name, root=None, download=False, **kwargs):
+def create_dataset(name: str, root: str | Path | None = None, download: bool = False, **kwargs) -> DataBundle:
     return dataset_builder(name)(root=root, download=download, **kwargs)

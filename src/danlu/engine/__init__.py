@@ -5,7 +5,7 @@ from .inference import evaluate, predict
 from .trainer import Interrupted, NonFiniteLossError, Trainer, select_device
 
 
-def train(config=None, **overrides):
+def train(config: TrainConfig | None = None, **overrides) -> Trainer:
     """Train from a TrainConfig (or keyword options); returns the finished Trainer."""
     cfg = (config or TrainConfig()).updated(**overrides) if overrides else (config or TrainConfig())
     trainer = build_trainer(cfg)

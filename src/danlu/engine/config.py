@@ -5,7 +5,6 @@ Each field carries its command-line help; `danlu train`'s flags are generated fr
 name, type, default or description is written here once. Names follow timm's `train.py` where the
 option is timm's (`--reprob`, `--mixup`, `--model-ema-decay`, ...)."""
 import dataclasses
-import difflib
 import functools
 import inspect
 import typing
@@ -15,8 +14,10 @@ from pathlib import Path
 
 import yaml
 
+from ..suggest import did_you_mean
 
-def option(default, help, **kw):
+
+def option(default: object, help: str, **kw) -> dataclasses.Field:
     """A config field with its command-line help."""
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help, **kw})
@@ -95,11 +96,11 @@ class TrainConfig:
                                        "unless OMP_NUM_THREADS is set)")
 
     @classmethod
-    def fields(cls):
+    def fields(cls) -> dict[str, dataclasses.Field]:
         return {f.name: f for f in dataclasses.fields(cls)}
 
     @classmethod
-    def from_dict(cls, values, source="config"):
+    def from_dict(cls, values: dict, source: str = "config") -> "TrainConfig":
         unknown = sorted(set(values) - set(cls.fields()))
         if unknown:
             raise ValueError(f"{source}: unknown option(s) {', '.join(_hints(unknown, cls.fields()))}")
@@ -110,7 +111,7 @@ class TrainConfig:
             raise ValueError(f"{source}: {e}") from None
         return cfg
 
-    def check(self):
+    def check(self) -> None:
         """Reject values and combinations that cannot mean what was asked: one sentence naming the option,
         the value and what is accepted. Called by `from_dict` and `updated` (the CLI and Python alike)."""
         _check_types(self)
@@ -152,10 +153,10 @@ class TrainConfig:
             raise ValueError(f"out '{self.out}' is a file; --out names the folder that holds run directories")
         _check_kwargs(self)
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def updated(self, **changes):
+    def updated(self, **changes) -> "TrainConfig":
         unknown = sorted(set(changes) - set(self.fields()))
         if unknown:
             raise ValueError(f"unknown option(s) {', '.join(_hints(unknown, self.fields()))}")
@@ -172,7 +173,7 @@ KWARGS = ("model_kwargs", "dataset_kwargs", "optimizer_kwargs", "schedule_kwargs
 
 
 def _hints(unknown, valid):
-    return [f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, valid, 1)) else k for k in unknown]
+    return [f"{k}{did_you_mean(k, valid)}" for k in unknown]
 
 
 def _check_types(cfg):
@@ -196,8 +197,7 @@ def _at_least(name, value, low):
 
 def _one_of(name, value, choices):
     if value not in choices:
-        close = difflib.get_close_matches(value, choices, 1)
-        raise ValueError(f"{name} '{value}' is not one of {', '.join(choices)}" + (f"; did you mean {close[0]}?" if close else ""))
+        raise ValueError(f"{name} '{value}'{did_you_mean(value, choices)} is not one of {', '.join(choices)}")
 
 
 def _check_range_pair(name, value, high=None):
@@ -282,7 +282,7 @@ def _schedule_parameters(name):
     return [] if fn is None else _parameters(fn, fixed)
 
 
-def merge_options(base, given):
+def merge_options(base: dict, given: dict) -> dict:
     """`given` over `base`, the *_kwargs mappings key by key (a recipe's keys stay unless given)."""
     merged = {**base, **given}
     for key in KWARGS:
@@ -291,7 +291,7 @@ def merge_options(base, given):
     return merged
 
 
-def read_yaml(path):
+def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file '{path}' does not exist")
@@ -304,7 +304,7 @@ def read_yaml(path):
     return values
 
 
-def read_options(path):
+def read_options(path: str | Path) -> dict:
     """The options in a recipe or config file; `extends: RECIPE` starts from that recipe's options."""
     values = read_yaml(path)
     parent = values.pop("extends", None)
@@ -315,22 +315,22 @@ def read_options(path):
     return merge_options(read_options(recipe_path(parent)), values)
 
 
-def list_recipes(hidden=False):
+def list_recipes(hidden: bool = False) -> list[str]:
     """Recipe names; those starting with '_' only hold settings that others extend."""
     return sorted(p.name.removesuffix(".yaml") for p in resources.files("danlu.recipes").iterdir()
                   if p.name.endswith(".yaml") and (hidden or not p.name.startswith("_")))
 
 
-def recipe_path(name):
+def recipe_path(name: str) -> Path:
     path = resources.files("danlu.recipes") / f"{name}.yaml"
     if not path.is_file():
-        close = difflib.get_close_matches(name, list_recipes(hidden=True), n=3, cutoff=0.4)
-        raise ValueError(f"unknown recipe '{name}'" + (f"; did you mean {', '.join(close)}?" if close else "")
-                         + f" (known: {', '.join(list_recipes()) or 'none'})")
+        raise ValueError(f"unknown recipe '{name}'{did_you_mean(name, list_recipes(hidden=True))}; "
+                         f"known: {', '.join(list_recipes()) or 'none'}")
     return Path(str(path))
 
 
-def resolve_config(recipe=None, config_file=None, resume=None, **given):
+def resolve_config(recipe: str | None = None, config_file: str | Path | None = None, resume: str | Path | None = None,
+                   **given) -> TrainConfig:
     """The run's config: defaults < recipe < config file < options given; with `resume`, the run's
     saved config < options given."""
     if resume:

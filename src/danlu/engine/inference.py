@@ -1,9 +1,11 @@
 """Using a trained checkpoint: rebuild its model, evaluate it on its run's validation data, predict
 the classes of image files, texts or a batch. `danlu evaluate` / `danlu predict` only call these."""
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
 from ..data.image_files import read_image
@@ -16,7 +18,7 @@ from .metrics import Meter
 from .sampler import EpochSampler
 
 
-def load_checkpoint_model(path, device="cpu"):
+def load_checkpoint_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """(model in eval mode, model info) from a run directory, checkpoint directory or weights file."""
     ckpt_dir = ckpt.resolve_checkpoint(path)
     info = ckpt.read_model_info(ckpt_dir)
@@ -29,13 +31,15 @@ def load_checkpoint_model(path, device="cpu"):
     return model.to(device).eval(), info
 
 
-def topk_for(model):
+def topk_for(model: nn.Module) -> tuple[int, ...]:
     """Top-5 accuracy too when the model has at least 5 classes."""
     return (1, 5) if getattr(model, "num_classes", 0) >= 5 else (1,)
 
 
 @torch.no_grad()
-def evaluate_batches(model, batches, prepare, autocast, ks=(1,), return_predictions=False):
+def evaluate_batches(model: nn.Module, batches: Iterable, prepare: Callable, autocast: Callable,
+                     ks: tuple[int, ...] = (1,), return_predictions: bool = False
+                     ) -> tuple[Meter, tuple[torch.Tensor, torch.Tensor] | None]:
     """Meter and, with `return_predictions`, (targets, probabilities) of `model` over `batches` of
     (x, y); `prepare(x, y)` moves and normalises a batch, `autocast()` is the context to run in."""
     model.eval()
@@ -62,7 +66,8 @@ class Evaluation:
     info: dict             # the checkpoint's model info (classes, preprocessing)
 
 
-def evaluate(run_or_checkpoint, best=False, data_dir=None, batch_size=256, device="cpu"):
+def evaluate(run_or_checkpoint: str | Path, best: bool = False, data_dir: str | Path | None = None,
+             batch_size: int = 256, device: str | torch.device = "cpu") -> Evaluation:
     """Loss and accuracy of a run's checkpoint (its last, or its best) on the run's validation data,
     built exactly as in training; no optimizer is built."""
     from .build import build_data, load_run_config
@@ -86,7 +91,7 @@ def evaluate(run_or_checkpoint, best=False, data_dir=None, batch_size=256, devic
     return Evaluation(ckpt_dir, meter.reduced(), targets, predicted_labels(probs), probs, val, info)
 
 
-def image_batch(paths, info):
+def image_batch(paths: Sequence[str | Path], info: dict) -> torch.Tensor:
     """Normalised (N, C, H, W) inputs for the model from image files, prepared as its validation images
     were: resized (small in-memory sets) or resized and centre-cropped (the ImageNet pipeline)."""
     channels = info["model_kwargs"].get("in_chans", 3)
@@ -104,7 +109,9 @@ def _then_normalize(transform, info):
     return lambda x: norm(to_float(transform(x)))
 
 
-def predict(checkpoint, files=None, texts=None, batch=None, device="cpu"):
+def predict(checkpoint: str | Path, files: Iterable[str | Path] | None = None, texts: Iterable[str] | None = None,
+            batch: torch.Tensor | None = None, device: str | torch.device = "cpu"
+            ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """(predicted labels, probabilities (N, classes), class names) for image files, texts (a text
     model) or a ready input batch tensor."""
     model, info = load_checkpoint_model(checkpoint, device)

@@ -16,11 +16,14 @@ import random
 import signal
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 import yaml
-from torch.utils.data import DataLoader, IterableDataset
+from torch import nn
+from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 from tqdm import tqdm
 
 from ..data.seeding import sample_seeds
@@ -30,19 +33,19 @@ from .batch import BatchTransform
 from .config import TrainConfig
 from .distributed import is_distributed, is_main, rank, world_size
 from .ema import ModelEma
-from .signals import Interrupted, Signals
-from .logger import MetricsLog
 from .inference import evaluate_batches, topk_for
+from .logger import MetricsLog
 from .losses import compute_loss, predicted_labels, probabilities
 from .metrics import Meter
 from .sampler import EpochSampler, RepeatedAugSampler
+from .signals import Interrupted, Signals
 
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
 
 
-def select_device(name="auto"):
+def select_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
@@ -51,7 +54,7 @@ def select_device(name="auto"):
     return device
 
 
-def scaled_lr(cfg):
+def scaled_lr(cfg: TrainConfig) -> float | None:
     """The configured lr, scaled by global batch / lr_base_batch when that is set (DeiT's rule)."""
     if cfg.lr is None or not cfg.lr_base_batch:
         return cfg.lr
@@ -67,8 +70,10 @@ class Trainer:
     batches on the device. `train_sampler` defaults to the config's (repeated augmentation or not);
     an `IterableDataset` (tar shards) orders itself and needs none."""
 
-    def __init__(self, model, train_set, val_set, config=None, run_dir=None, model_info=None,
-                 optimizer=None, scheduler=None, device=None, train_sampler=None):
+    def __init__(self, model: nn.Module, train_set: Dataset, val_set: Dataset | None, config: TrainConfig | None = None,
+                 run_dir: str | Path | None = None, model_info: dict | None = None,
+                 optimizer: torch.optim.Optimizer | None = None, scheduler: LRScheduler | ReduceLROnPlateau | None = None,
+                 device: torch.device | None = None, train_sampler: Sampler | None = None) -> None:
         from ..optim import create_optimizer, create_scheduler
 
         self.cfg = config or TrainConfig()
@@ -106,7 +111,7 @@ class Trainer:
         self._own_optimizer = optimizer is None
 
     @property
-    def steps_per_epoch(self):
+    def steps_per_epoch(self) -> int:
         """Optimizer steps per epoch (batches / accum_steps, rounded up)."""
         return math.ceil(len(self.train_loader) / self.cfg.accum_steps)
 
@@ -140,7 +145,7 @@ class Trainer:
         return topk_for(self.model)
 
     # ---- resume -------------------------------------------------------------------------------
-    def resume(self, path):
+    def resume(self, path: str | Path) -> Path:
         """Continue from a checkpoint (run dir, checkpoint dir or weights file), exactly where it stopped;
         an unreadable newest checkpoint is skipped, with a warning, for the newest readable one. The
         config's optimizer settings (lr, weight decay, optimizer kwargs) replace the saved ones."""
@@ -198,7 +203,7 @@ class Trainer:
                 "partial": meter.state() if meter else None,
                 "rng": ckpt.rng_state()}
 
-    def save(self, name, epoch, step, meter=None, mark_last=True):
+    def save(self, name: str, epoch: int, step: int, meter: Meter | None = None, mark_last: bool = True) -> Path | None:
         if self.run_dir is None or not is_main():
             return None
         return ckpt.save_checkpoint(self.run_dir / "checkpoints", name, self.model, self.model_info,
@@ -206,7 +211,7 @@ class Trainer:
                                     ema_model=self.ema.module if self.ema is not None else None)
 
     # ---- training -----------------------------------------------------------------------------
-    def fit(self):
+    def fit(self) -> list[dict]:
         """Train for `config.epochs` epochs (from where `resume` left off); returns the metrics history.
         SIGINT and SIGTERM save the `interrupted` checkpoint and raise `Interrupted`."""
         log = None
@@ -228,7 +233,7 @@ class Trainer:
                                      if where else ""), signum) from None
         return self.history
 
-    def write_config(self):
+    def write_config(self) -> None:
         """config.yaml, so that `evaluate`, `predict` and `--resume` can rebuild the run (with the options
         a resume changed); a model not built by name is recorded as such."""
         values = self.cfg.to_dict()
@@ -350,7 +355,8 @@ class Trainer:
                                  "(--clip-grad)")
 
     # ---- evaluation ---------------------------------------------------------------------------
-    def evaluate(self, loader=None, return_predictions=False, model=None):
+    def evaluate(self, loader: Iterable | None = None, return_predictions: bool = False, model: nn.Module | None = None
+                 ) -> dict | tuple[dict, torch.Tensor, torch.Tensor, torch.Tensor]:
         """{'loss', 'acc1'[, 'acc5']} of `model` (default: the trained one) over `loader` (default: the
         validation set), reduced over processes.
 
@@ -368,7 +374,7 @@ class Trainer:
         return self.batch.normalize(x), y
 
     @torch.no_grad()
-    def predict(self, inputs):
+    def predict(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(labels, probabilities) for a batch of inputs (uint8 images are normalised as in training)."""
         self.model.eval()
         with self._autocast():

@@ -1,8 +1,10 @@
 """Optimizers and schedules by name: `create_optimizer(model, 'adamw', lr=1e-3, weight_decay=0.05)`."""
-import difflib
-
+import torch
 from torch import nn
+from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
+from torch.optim.optimizer import ParamsT
 
+from ..suggest import did_you_mean
 from . import optimizers as _opt
 from . import schedules as _sched
 from .swats import SWATS
@@ -27,13 +29,11 @@ OPTIMIZERS = {
 SCHEDULES = ("none", "step", "multistep", "cosine", "plateau")
 
 
-def _unknown(kind, name, choices):
-    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(close)}?" if close else ""
-    return ValueError(f"Unknown {kind} '{name}'.{hint} Choose one of: {', '.join(choices)}.")
+def _unknown(kind: str, name: str, choices: list[str]) -> ValueError:
+    return ValueError(f"unknown {kind} '{name}'{did_you_mean(name, choices)}; choose one of: {', '.join(choices)}")
 
 
-def param_groups_weight_decay(model, weight_decay):
+def param_groups_weight_decay(model: nn.Module, weight_decay: float) -> list[dict]:
     """Two groups: decayed weights first, then biases / 1-D params (norm weights) / `model.no_weight_decay()`."""
     skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
     decay, no_decay = [], []
@@ -44,7 +44,8 @@ def param_groups_weight_decay(model, weight_decay):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def create_optimizer(model_or_params, name="sgd", lr=None, weight_decay=0.0, layer_decay=None, **kwargs):
+def create_optimizer(model_or_params: nn.Module | ParamsT, name: str = "sgd", lr: float | None = None,
+                     weight_decay: float = 0.0, layer_decay: float | None = None, **kwargs) -> torch.optim.Optimizer:
     """Build the optimizer `name` (case-insensitive) over a module's parameters or an iterable of params/groups.
 
     Given an `nn.Module` and `weight_decay > 0`, biases, 1-D parameters and the names in `model.no_weight_decay()`
@@ -75,8 +76,9 @@ def create_optimizer(model_or_params, name="sgd", lr=None, weight_decay=0.0, lay
     return cls(params, **opts)
 
 
-def create_scheduler(optimizer, name, epochs, steps_per_epoch=1, warmup_epochs=0, warmup_lr=None, min_lr=None,
-                     **kwargs):
+def create_scheduler(optimizer: torch.optim.Optimizer, name: str, epochs: int, steps_per_epoch: int = 1,
+                     warmup_epochs: int = 0, warmup_lr: float | None = None, min_lr: float | None = None,
+                     **kwargs) -> LRScheduler | ReduceLROnPlateau | None:
     """Build a schedule on torch's protocol; its `interval` says whether to step it per 'step' or per 'epoch'.
 
     - 'none': returns None.

@@ -38,31 +38,34 @@ tensor([ 0.7609, -2.1155], dtype=torch.float64)
 import math
 
 import torch
+from torch.optim.optimizer import ParamsT
+
+from ..suggest import did_you_mean
 
 # On CPU, elements per tile of small tensors (measured on ViT-S, 2^12..2^20): their ops share one foreach call.
 CPU_TILE_NUMEL = 2**16
 
 
 # ----------------------------------------------------------------------------------------------- validation
-def check_lr(lr):
+def check_lr(lr: float) -> float:
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0):
         raise ValueError(f"Invalid learning rate {lr!r}: it must be a finite number >= 0.")
     return lr
 
 
-def check_nonneg(name, value):
+def check_nonneg(name: str, value: float) -> float:
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
         raise ValueError(f"Invalid {name} {value!r}: it must be a finite number >= 0.")
     return value
 
 
-def check_unit(name, value):
+def check_unit(name: str, value: float) -> float:
     if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
         raise ValueError(f"Invalid {name} {value!r}: it must be in [0, 1).")
     return value
 
 
-def check_betas(betas):
+def check_betas(betas: tuple[float, float]) -> tuple[float, float]:
     if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
         raise ValueError(f"Invalid betas {betas!r}: give a pair (beta1, beta2), each in [0, 1).")
     return tuple(check_unit(f"beta{i + 1}", b) for i, b in enumerate(betas))
@@ -145,10 +148,15 @@ class Piece:
     """One stage of the framework. `state` maps a state key to its initial fill value (tensors like the param).
 
     `prepare(bucket)` runs once per bucket of parameters sharing a step (for scalar state such as NAdam's
-    mu_product); `__call__(tile, d)` runs on every tile and edits the Direction `d`.
+    mu_product); `__call__(tile, d)` runs on every tile and edits the Direction `d`. `name` (the class name)
+    addresses the piece in a chain, see `ChainOptimizer.piece`.
     """
 
     state = {}
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
 
     def prepare(self, bucket):
         pass
@@ -408,7 +416,7 @@ class ChainOptimizer(torch.optim.Optimizer):
     `maximize`, the multi-tensor path) is here. `foreach=False` runs the same chain one tensor at a time.
     """
 
-    def __init__(self, params, defaults, foreach=None):
+    def __init__(self, params: ParamsT, defaults: dict, foreach: bool | None = None) -> None:
         check_lr(defaults["lr"])
         defaults.setdefault("maximize", False)
         defaults.setdefault("foreach", foreach)
@@ -416,6 +424,14 @@ class ChainOptimizer(torch.optim.Optimizer):
 
     def chain(self, group):
         raise NotImplementedError
+
+    @staticmethod
+    def piece(pieces: list[Piece], name: str) -> Piece:
+        """The piece called `name` in a chain, so hooks such as `after_group` need not know its position."""
+        names = [p.name for p in pieces]
+        if name not in names:
+            raise ValueError(f"the chain has no piece '{name}'{did_you_mean(name, names)}; it has {', '.join(names)}")
+        return pieces[names.index(name)]
 
     def _buckets(self, group, pieces):
         keys = {}

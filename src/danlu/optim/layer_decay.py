@@ -5,6 +5,7 @@ the final norm and head) and `num_lr_layers`; layer l then trains with lr * laye
 so the head keeps the full lr and each block below it a further factor `layer_decay` less.
 """
 import math
+from collections.abc import Iterable
 
 from torch import nn
 
@@ -12,7 +13,7 @@ from .factory import param_groups_weight_decay
 
 
 def param_groups_layer_decay(model: nn.Module, lr: float, weight_decay: float, layer_decay: float,
-                             no_weight_decay=()) -> list[dict]:
+                             no_weight_decay: Iterable[str] = ()) -> list[dict]:
     """Parameter groups, one per (layer, decayed or not), in layer order.
 
     Each group's `lr` is already the scaled one (so schedules, which scale every group's initial lr, need nothing

@@ -1,8 +1,25 @@
 """The named optimizers, drop-in for torch.optim (same class names, arguments and defaults), each a chain of
 framework pieces: (weight decay) -> first moment m_t -> second moment V_t -> descent w -= lr * m_t / sqrt(V_t)."""
-from .framework import (ChainOptimizer, centered, check_betas, check_lr, check_nonneg, decoupled_decay,
-                        descent, ema, ema_of_squares, l2_decay, lr_decay, momentum, nesterov_ema, running_max,
-                        sum_of_squares, unit_correction)
+from torch.optim.optimizer import ParamsT
+
+from .framework import (
+    ChainOptimizer,
+    centered,
+    check_betas,
+    check_lr,
+    check_nonneg,
+    decoupled_decay,
+    descent,
+    ema,
+    ema_of_squares,
+    l2_decay,
+    lr_decay,
+    momentum,
+    nesterov_ema,
+    running_max,
+    sum_of_squares,
+    unit_correction,
+)
 
 
 def _weight_decay(group):
@@ -14,8 +31,9 @@ def _weight_decay(group):
 class SGD(ChainOptimizer):
     """SGD, SGD with momentum (torch's b_t = mu b_{t-1} + (1 - dampening) g_t) and Nesterov: m_t from `momentum`, V_t = 1."""
 
-    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
-                 maximize=False, foreach=None):
+    def __init__(self, params: ParamsT, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
+                 weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False,
+                 foreach: bool | None = None) -> None:
         check_nonneg("momentum", momentum)
         check_nonneg("weight_decay", weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
@@ -32,8 +50,9 @@ class SGD(ChainOptimizer):
 class Adagrad(ChainOptimizer):
     """AdaGrad: m_t = g_t, V_t = tau + sum g_i^2; step lr / (1 + (t-1) lr_decay) * g_t / (sqrt(V_t) + eps)."""
 
-    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10,
-                 foreach=None, *, maximize=False):
+    def __init__(self, params: ParamsT, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
+                 initial_accumulator_value: float = 0, eps: float = 1e-10, foreach: bool | None = None, *,
+                 maximize: bool = False) -> None:
         for name, v in [("lr_decay", lr_decay), ("weight_decay", weight_decay),
                         ("initial_accumulator_value", initial_accumulator_value), ("eps", eps)]:
             check_nonneg(name, v)
@@ -49,7 +68,8 @@ class Adagrad(ChainOptimizer):
 class Adadelta(ChainOptimizer):
     """AdaDelta: V_t = EMA_rho(g^2), m_t = g_t sqrt(U_{t-1} + eps) with U the EMA of squared steps (the units fix)."""
 
-    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None, *, maximize=False):
+    def __init__(self, params: ParamsT, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6, weight_decay: float = 0,
+                 foreach: bool | None = None, *, maximize: bool = False) -> None:
         check_nonneg("rho", rho)
         if rho > 1:
             raise ValueError(f"Invalid rho {rho!r}: it must be in [0, 1].")
@@ -66,8 +86,9 @@ class Adadelta(ChainOptimizer):
 class RMSprop(ChainOptimizer):
     """RMSprop: V_t = EMA_alpha(g^2) (minus EMA(g)^2 when centred); momentum, if any, on g_t / (sqrt(V_t) + eps)."""
 
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
-                 foreach=None, maximize=False):
+    def __init__(self, params: ParamsT, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0, momentum: float = 0, centered: bool = False, foreach: bool | None = None,
+                 maximize: bool = False) -> None:
         check_nonneg("alpha", alpha)
         if alpha > 1:
             raise ValueError(f"Invalid alpha {alpha!r}: it must be in [0, 1].")
@@ -89,8 +110,9 @@ class RMSprop(ChainOptimizer):
 class Adam(ChainOptimizer):
     """Adam: m_t = EMA_b1(g) / (1 - b1^t), V_t = EMA_b2(g^2) / (1 - b2^t) (AMSGrad: running max of the raw EMA)."""
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
-                 foreach=None, maximize=False, decoupled_weight_decay=False):
+    def __init__(self, params: ParamsT, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, amsgrad: bool = False, *, foreach: bool | None = None, maximize: bool = False,
+                 decoupled_weight_decay: bool = False) -> None:
         check_lr(lr)
         super().__init__(params, dict(lr=lr, betas=check_betas(betas), eps=check_nonneg("eps", eps),
                                       weight_decay=check_nonneg("weight_decay", weight_decay), amsgrad=amsgrad,
@@ -107,8 +129,9 @@ class Adam(ChainOptimizer):
 class AdamW(Adam):
     """AdamW: Adam with decoupled weight decay w <- w (1 - lr wd) (Loshchilov & Hutter), wd default 1e-2."""
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
-                 maximize=False, foreach=None):
+    def __init__(self, params: ParamsT, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False,
+                 foreach: bool | None = None) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach, maximize=maximize,
                          decoupled_weight_decay=True)
 
@@ -116,8 +139,9 @@ class AdamW(Adam):
 class NAdam(ChainOptimizer):
     """NAdam: Adam's V_t with Nesterov's look-ahead first moment and Dozat's momentum schedule."""
 
-    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
-                 decoupled_weight_decay=False, *, foreach=None, maximize=False):
+    def __init__(self, params: ParamsT, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, momentum_decay: float = 4e-3, decoupled_weight_decay: bool = False, *,
+                 foreach: bool | None = None, maximize: bool = False) -> None:
         check_lr(lr)
         super().__init__(params, dict(lr=lr, betas=check_betas(betas), eps=check_nonneg("eps", eps),
                                       weight_decay=check_nonneg("weight_decay", weight_decay),

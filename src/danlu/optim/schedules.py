@@ -7,7 +7,9 @@ schedule gets `.step(val_loss)`). Step-interval schedules count optimizer steps 
 decays land on epoch boundaries whatever the batch size.
 """
 import math
+from collections.abc import Callable, Iterable
 
+from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 
@@ -25,14 +27,15 @@ class WarmupDecay(LRScheduler):
 
     interval = "step"
 
-    def __init__(self, optimizer, factor, warmup_steps=0, warmup_start=0.0, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, factor: Callable[[int], float], warmup_steps: int = 0,
+                 warmup_start: float = 0.0, last_epoch: int = -1) -> None:
         _check_nonneg_int("warmup_steps", warmup_steps)
         self.factor = factor
         self.warmup_steps = warmup_steps
         self.warmup_start = warmup_start
         super().__init__(optimizer, last_epoch)
 
-    def lr_factor(self, t):
+    def lr_factor(self, t: int) -> float:
         if t < self.warmup_steps:
             return self.warmup_start + (1.0 - self.warmup_start) * (t + 1) / (self.warmup_steps + 1)
         return self.factor(t - self.warmup_steps)
@@ -46,7 +49,8 @@ class WarmupDecay(LRScheduler):
         return {k: v for k, v in super().state_dict().items() if k != "factor"}
 
 
-def step_decay(optimizer, step_size, gamma=0.1, steps_per_epoch=1, warmup_epochs=0, warmup_start=0.0):
+def step_decay(optimizer: Optimizer, step_size: int, gamma: float = 0.1, steps_per_epoch: int = 1,
+               warmup_epochs: int = 0, warmup_start: float = 0.0) -> WarmupDecay:
     """lr x gamma every `step_size` epochs (after warm-up)."""
     _check_nonneg_int("step_size", step_size)
     if step_size == 0:
@@ -55,7 +59,8 @@ def step_decay(optimizer, step_size, gamma=0.1, steps_per_epoch=1, warmup_epochs
     return WarmupDecay(optimizer, lambda t: gamma ** (t // span), warmup_epochs * steps_per_epoch, warmup_start)
 
 
-def multistep_decay(optimizer, milestones, gamma=0.1, steps_per_epoch=1, warmup_epochs=0, warmup_start=0.0):
+def multistep_decay(optimizer: Optimizer, milestones: Iterable[int], gamma: float = 0.1, steps_per_epoch: int = 1,
+                    warmup_epochs: int = 0, warmup_start: float = 0.0) -> WarmupDecay:
     """lr x gamma at each epoch in `milestones` (epochs counted from the start of training, warm-up included)."""
     milestones = sorted(int(m) for m in milestones)
     warm = warmup_epochs * steps_per_epoch
@@ -63,8 +68,8 @@ def multistep_decay(optimizer, milestones, gamma=0.1, steps_per_epoch=1, warmup_
     return WarmupDecay(optimizer, lambda t: gamma ** sum(t >= b for b in bounds), warm, warmup_start)
 
 
-def cosine_decay(optimizer, epochs, steps_per_epoch=1, warmup_epochs=0, min_lr_ratio=0.0, warmup_start=0.0,
-                 cooldown_epochs=0):
+def cosine_decay(optimizer: Optimizer, epochs: int, steps_per_epoch: int = 1, warmup_epochs: int = 0,
+                 min_lr_ratio: float = 0.0, warmup_start: float = 0.0, cooldown_epochs: int = 0) -> WarmupDecay:
     """Linear warm-up, then half a cosine from the base lr down to `min_lr_ratio` x base lr, reached at the
     last step or `cooldown_epochs` before it (timm's cool-down: the last epochs run at the minimum)."""
     warm = warmup_epochs * steps_per_epoch

@@ -12,9 +12,19 @@ beta1 (1 - beta1)), tests the switch with the paper's absolute tolerance, and de
 An lr schedule keeps working after the switch: the SGD lr is Lambda * lr_now / lr_at_switch.
 """
 import torch
+from torch.optim.optimizer import ParamsT
 
-from .framework import (ChainOptimizer, Piece, check_betas, check_nonneg, descent, ema, ema_of_squares, l2_decay,
-                        momentum)
+from .framework import (
+    ChainOptimizer,
+    Piece,
+    check_betas,
+    check_nonneg,
+    descent,
+    ema,
+    ema_of_squares,
+    l2_decay,
+    momentum,
+)
 
 
 class projection(Piece):
@@ -43,8 +53,9 @@ class SWATS(ChainOptimizer):
     reports them and `switch_to_sgd(lr)` switches by hand (the seed's "Adam first, then SGD").
     """
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-9, weight_decay=0, switch_eps=None, *,
-                 maximize=False, foreach=None):
+    def __init__(self, params: ParamsT, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-9,
+                 weight_decay: float = 0, switch_eps: float | None = None, *, maximize: bool = False,
+                 foreach: bool | None = None) -> None:
         check_nonneg("eps", eps)
         if switch_eps is not None:
             check_nonneg("switch_eps", switch_eps)
@@ -62,9 +73,11 @@ class SWATS(ChainOptimizer):
                 projection(), descent(group["lr"])]
 
     def after_group(self, group, pieces):
-        if group["phase"] != "adam" or not pieces[-2].seen:
+        if group["phase"] != "adam":
             return
-        proj = pieces[-2]
+        proj = self.piece(pieces, "projection")
+        if not proj.seen:
+            return
         group["k"] += 1
         if proj.rg == 0.0:  # p^T g = 0: no projection to learn from this step
             return
@@ -87,7 +100,7 @@ class SWATS(ChainOptimizer):
             return group["sgd_lr"] * scale
         return group["lambda_ema"] / (1.0 - group["betas"][1] ** group["k"]) if group["k"] else 0.0
 
-    def switch_to_sgd(self, lr=None):
+    def switch_to_sgd(self, lr: float | None = None) -> None:
         """Switch every group still in the Adam phase to SGD now, with SGD lr `lr` or, if None, the current estimate."""
         for group in self.param_groups:
             if group["phase"] == "sgd":
@@ -97,7 +110,7 @@ class SWATS(ChainOptimizer):
                                  "pass switch_to_sgd(lr=...) or take some steps first.")
             self._switch(group, check_nonneg("lr", lr) if lr is not None else self._sgd_lr(group))
 
-    def metrics(self):
+    def metrics(self) -> dict[str, str | int | float]:
         """Phase, switch step (-1 before the switch) and SGD lr (the running estimate before it), per group;
         group 0 unsuffixed, further groups with `_g<i>`."""
         out = {}
