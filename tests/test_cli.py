@@ -38,7 +38,7 @@ def test_train_evaluate_predict(tmp_path, capsys):
 
 def test_bad_input_gets_one_sentence(tmp_path, capsys):
     assert main(["train", "--model", "vit_smal_patch16_224"]) == 2
-    assert "closest registered names: vit_small_patch16_224" in capsys.readouterr().err
+    assert "(did you mean vit_small_patch16_224 or" in capsys.readouterr().err
     assert main(["train", "--dataset", "cifar10", "--data-dir", str(tmp_path)]) == 2
     assert "CIFAR-10: missing cifar-10-python.tar.gz" in capsys.readouterr().err
     assert main(["predict", str(tmp_path)]) == 2

@@ -1,12 +1,12 @@
 import pytest
 import torch
+from official_parc import official_split_parc, official_state_dict
 
 import danlu
 from danlu.models.convnext import Block, ConvNeXt
 from danlu.models.layers import ParC
 from danlu.models.layers.parc import parc_split, set_parc_impl
 from danlu.models.pretrained import check_state_dict
-from official_parc import official_split_parc, official_state_dict
 
 
 @pytest.mark.parametrize("name,expected", [("convnext_xt", 7_438_360), ("parc_convnext_xt", 7_412_824)])

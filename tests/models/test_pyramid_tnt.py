@@ -231,7 +231,8 @@ def test_native_size_uses_position_terms_untouched(monkeypatch):
 
     def never(*args, **kwargs):
         raise AssertionError("position terms were resized at the native size")
-    monkeypatch.setattr(ptnt_module, "resample_grid", lambda pos, old, new, *a: pos if old == new else never())
+    monkeypatch.setattr(ptnt_module, "resample_abs_pos_embed",
+                        lambda pos, new, old, *a, **k: pos if tuple(old) == tuple(new) else never())
     monkeypatch.setattr(ptnt_module, "resample_rel_pos",
                         lambda b, oq, ok, nq, nk: b if (oq, ok) == (nq, nk) else never())
     with torch.no_grad():
@@ -303,7 +304,7 @@ def test_features_only_maps_feature_info_and_consistency_with_classifier():
         assert [tuple(m.shape) for m in maps] == [(2, 16, 8, 12), (2, 32, 4, 6), (2, 64, 2, 3), (2, 64, 1, 2)]
         last = maps[-1].flatten(2).transpose(1, 2)
         torch.testing.assert_close(classifier.forward_head(classifier.norm(last)), classifier(x), rtol=0, atol=1e-6)
-    assert [tuple(m.shape) for m in classifier.forward_intermediates(x)] == [tuple(m.shape) for m in maps]
+    assert [tuple(m.shape) for m in classifier.forward_intermediates(x, intermediates_only=True)] == [tuple(m.shape) for m in maps]
 
 
 def test_create_model_features_only():

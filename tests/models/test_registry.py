@@ -7,7 +7,7 @@ from danlu.models.pretrained import WeightMismatchError
 
 
 def test_unknown_name_lists_close_matches():
-    with pytest.raises(ValueError, match="closest registered names: vit_small_patch16_224"):
+    with pytest.raises(ValueError, match=r"\(did you mean vit_small_patch16_224 or"):
         danlu.create_model("vit_smal_patch16_224")
 
 

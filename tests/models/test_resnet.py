@@ -1,11 +1,11 @@
 import pytest
 import torch
+from official_parc import official_parc, official_state_dict
 
 import danlu
 from danlu.models.layers.parc import parc_split, set_parc_impl
 from danlu.models.pretrained import check_state_dict
 from danlu.models.resnet import Bottleneck, ResNet
-from official_parc import official_parc, official_state_dict
 
 
 @pytest.mark.parametrize("name,expected", [("resnet50", 25_557_032), ("parc_resnet50", 23_737_640)])

@@ -1,8 +1,17 @@
 """danlu's models; importing this package registers every model."""
-from . import classic, vit  # noqa: F401  (registers models)
-from . import convnext, mobilenetv2, resnet  # noqa: F401
-from . import parcnet  # noqa: F401
-from . import pyramid_tnt, tnt  # noqa: F401
+from . import (  # noqa: F401  (registers models)  # noqa: F401  # noqa: F401
+           classic,
+           convnext,
+           mobilenetv2,
+           parcnet,  # noqa: F401
+           pyramid_tnt,
+           resnet,
+           tnt,
+           vit,
+)
 from .pretrained import WeightMismatchError, load_pretrained
 from .registry import create_model, get_model_config, list_models, register_model
-from .vit import ViT, VisionTransformer
+from .vit import VisionTransformer, ViT
+
+__all__ = ["ViT", "VisionTransformer", "WeightMismatchError", "create_model", "get_model_config", "list_models",
+           "load_pretrained", "register_model"]

@@ -6,12 +6,16 @@ channels, ParC-H on the other half, each depthwise with a bias and a positional 
 global kernels sized for the feature maps of a 224 input (14 and 7) and resized for other inputs.
 Official checkpoints (`downsample_layers.*`, `stages.*`, `gcc_H`/`gcc_W`) load with `load_pretrained`.
 """
+from typing import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._base import ModelBase
 from .layers import DropPath, ParC, check_image, drop_path_rates, to_2tuple
-from .layers.parc import map_official_parc_keys, parc_embedding_names, parc_split
+from .layers.parc import ParCConvNetMixin, parc_split
+from .layers.weight_init import init_weights, trunc_normal_init
 from .registry import register_model
 
 
@@ -46,20 +50,22 @@ class Block(nn.Module):
         return x + self.drop_path((self.gamma * y).permute(0, 3, 1, 2))
 
 
-class ConvNeXt(nn.Module):
+class ConvNeXt(ParCConvNetMixin, ModelBase):
     """ConvNeXt classifier, or with `features_only=True` a backbone returning the four stage maps.
 
     Args:
         parc_insert_locs: per stage, the index of the first ParC block (blocks j >= loc are ParC);
             `None` gives plain ConvNeXt. ParC kernels are stored for the feature sizes of `img_size`.
         parc_impl: 'spatial', 'fft' or 'auto' for every ParC layer (changeable later with set_parc_impl).
+        features_only, out_indices: see `ModelBase` (taps: the four stages).
     """
 
-    def __init__(self, depths=(3, 3, 9, 3), dims=(96, 192, 384, 768), in_chans=3, num_classes=1000, img_size=224,
-                 drop_path_rate=0.0, layer_scale_init=1e-6, parc_insert_locs=None, parc_impl="spatial",
-                 features_only=False):
+    def __init__(self, depths: Sequence[int] = (3, 3, 9, 3), dims: Sequence[int] = (96, 192, 384, 768), in_chans: int = 3,
+                 num_classes: int = 1000, img_size: int | tuple = 224, drop_path_rate: float = 0.0,
+                 layer_scale_init: float = 1e-6, parc_insert_locs: Sequence[int] | None = None, parc_impl: str = "spatial",
+                 features_only: bool = False, out_indices: Sequence[int] | None = None):
         super().__init__()
-        self.in_chans, self.num_classes, self.features_only = in_chans, num_classes, features_only
+        self.in_chans, self.num_classes = in_chans, num_classes
         self.num_features = dims[-1]
         img_h, img_w = to_2tuple(img_size)
         self.downsample_layers = nn.ModuleList(
@@ -75,52 +81,28 @@ class ConvNeXt(nn.Module):
             self.stages.append(nn.Sequential(*[
                 Block(dims[i], dpr[sum(depths[:i]) + j], layer_scale_init, parc_size if j >= first_parc else None, parc_impl)
                 for j in range(depth)]))
-        self.feature_info = [{"num_chs": dims[i], "reduction": 4 * 2 ** i, "module": f"stages.{i}"} for i in range(len(dims))]
-        if features_only:  # a backbone has no final norm or classifier (their weights are dropped on load)
-            self.norm, self.head = nn.Identity(), nn.Identity()
-        else:
-            self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
-            self.head = nn.Linear(dims[-1], num_classes) if num_classes > 0 else nn.Identity()
+        self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
+        self.head = self._classifier(num_classes)
+        self._init_features([{"num_chs": dims[i], "reduction": 4 * 2 ** i, "module": f"stages.{i}"}
+                             for i in range(len(dims))], features_only, out_indices)
         self._init_weights()
 
     def _init_weights(self):
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):  # official: trunc-normal(.02), zero bias; ParC keeps its own
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                nn.init.zeros_(m.bias)
+        init_weights(self, {(nn.Conv2d, nn.Linear): trunc_normal_init})  # official; ParC keeps its own
 
-    def no_weight_decay(self):
-        return parc_embedding_names(self)
-
-    def checkpoint_filter_fn(self, state_dict):
-        sd = map_official_parc_keys(state_dict, self)
-        if self.features_only:
-            sd = {k: v for k, v in sd.items() if not k.startswith(("norm.", "head."))}
-        return sd
-
-    def forward_intermediates(self, x):
+    def _taps(self, x):
         """The output maps (B, C, H, W) of the four stages, at strides 4, 8, 16, 32."""
         check_image(x, self.in_chans, 1, type(self).__name__)
         if min(x.shape[-2:]) < 32:  # the stem (/4) and three 2x2 downsamplings need at least one pixel at /32
             raise ValueError(f"ConvNeXt needs images of at least 32x32 pixels, got {x.shape[-2]}x{x.shape[-1]}; "
                              "resize or pad the input")
-        outs = []
         for down, stage in zip(self.downsample_layers, self.stages):
             x = stage(down(x))
-            outs.append(x)
-        return outs
-
-    def forward_features(self, x):
-        return self.forward_intermediates(x)[-1]
+            yield x
 
     def forward_head(self, x, pre_logits=False):
         x = self.norm(x.mean((-2, -1)))
         return x if pre_logits else self.head(x)
-
-    def forward(self, x):
-        if self.features_only:
-            return self.forward_intermediates(x)
-        return self.forward_head(self.forward_features(x))
 
 
 _XT = dict(depths=(3, 3, 9, 3), dims=(48, 96, 192, 384))

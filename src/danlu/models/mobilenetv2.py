@@ -6,10 +6,15 @@ stage, the last third of the 96- and 160-channel stages. As in the official code
 ParC block of a stage has positional embeddings. torchvision and official ParC-MobileNetV2 state
 dicts (`features.N.gcc_H` ...) load with `load_pretrained`.
 """
+from functools import partial
+from typing import Sequence
+
 from torch import nn
 
-from .layers import DropPath, ParC, check_image, drop_path_rates, to_2tuple
-from .layers.parc import map_official_parc_keys, parc_embedding_names, parc_split
+from ._base import ModelBase
+from .layers import DropPath, InvertedResidual, ParC, check_image, conv_bn_act, drop_path_rates, to_2tuple
+from .layers.parc import ParCConvNetMixin, parc_split
+from .layers.weight_init import init_weights, kaiming_fan_out_init, normal_init
 from .registry import register_model
 
 # t (expansion), c (channels), n (blocks), s (stride of the first block), first ParC block in the stage
@@ -17,27 +22,7 @@ SETTINGS = [(1, 16, 1, 1, 1), (6, 24, 2, 2, 2), (6, 32, 3, 2, 3), (6, 64, 4, 2, 
             (6, 160, 3, 2, 2), (6, 320, 1, 1, 1)]
 
 
-def conv_bn(inp, oup, kernel=1, stride=1, groups=1, act=True):
-    """Conv (no bias) -> BN [-> ReLU6], keys `.0` / `.1` as torchvision's Conv2dNormActivation."""
-    layers = [nn.Conv2d(inp, oup, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False), nn.BatchNorm2d(oup)]
-    return nn.Sequential(*layers, nn.ReLU6(inplace=True)) if act else nn.Sequential(*layers)
-
-
-class InvertedResidual(nn.Module):
-    """[1x1 expand] -> 3x3 depthwise -> 1x1 linear projection, + input (after drop path) when the shape is kept."""
-
-    def __init__(self, inp, oup, stride, expand_ratio, drop_path=0.0):
-        super().__init__()
-        hidden = inp * expand_ratio
-        self.use_res = stride == 1 and inp == oup
-        layers = [conv_bn(inp, hidden)] if expand_ratio != 1 else []
-        layers += [conv_bn(hidden, hidden, 3, stride, groups=hidden), *conv_bn(hidden, oup, act=False)]
-        self.conv = nn.Sequential(*layers)
-        if self.use_res:
-            self.drop_path = DropPath(drop_path)
-
-    def forward(self, x):
-        return x + self.drop_path(self.conv(x)) if self.use_res else self.conv(x)
+_RELU6 = partial(nn.ReLU6, inplace=True)
 
 
 class ParCInvertedResidual(nn.Module):
@@ -47,12 +32,12 @@ class ParCInvertedResidual(nn.Module):
         super().__init__()
         hidden, (h, w) = inp * expand_ratio, parc_size
         self.use_res = inp == oup
-        self.pw_expand = conv_bn(inp, hidden)
+        self.pw_expand = conv_bn_act(inp, hidden, 1, act_layer=_RELU6)
         self.parc_v = ParC(hidden // 2, "V", h, use_pe=use_pe, impl=parc_impl)
         self.parc_h = ParC(hidden // 2, "H", w, use_pe=use_pe, impl=parc_impl)
         self.bn = nn.BatchNorm2d(hidden)
         self.act = nn.ReLU6(inplace=True)
-        self.pw_linear = conv_bn(hidden, oup, act=False)
+        self.pw_linear = conv_bn_act(hidden, oup, 1, act_layer=None)
         if self.use_res:
             self.drop_path = DropPath(drop_path)
 
@@ -61,7 +46,7 @@ class ParCInvertedResidual(nn.Module):
         return x + self.drop_path(y) if self.use_res else y
 
 
-class MobileNetV2(nn.Module):
+class MobileNetV2(ParCConvNetMixin, ModelBase):
     """MobileNetV2 classifier, or with `features_only=True` a backbone returning maps at strides 2, 4, 8, 16, 32.
 
     Args:
@@ -70,76 +55,63 @@ class MobileNetV2(nn.Module):
         parc_impl: 'spatial', 'fft' or 'auto' for every ParC layer.
         drop_path_rate: stochastic depth on the residual blocks, `rate * i / blocks` for block i (as timm's
             EfficientNet builder, which counts every inverted residual block).
+        features_only, out_indices: see `ModelBase` (taps: the maps before each stride-2 stage and the last one).
     """
 
-    def __init__(self, in_chans=3, num_classes=1000, img_size=224, drop_rate=0.2, parc=False, parc_impl="spatial",
-                 features_only=False, drop_path_rate=0.0):
+    classifier_name = "classifier"
+
+    def __init__(self, in_chans: int = 3, num_classes: int = 1000, img_size: int | tuple = 224, drop_rate: float = 0.2,
+                 parc: bool = False, parc_impl: str = "spatial", features_only: bool = False, drop_path_rate: float = 0.0,
+                 out_indices: Sequence[int] | None = None):
         super().__init__()
-        self.in_chans, self.num_classes, self.features_only = in_chans, num_classes, features_only
+        self.in_chans, self.num_classes, self.drop_rate = in_chans, num_classes, drop_rate
         img_h, img_w = to_2tuple(img_size)
-        features, inp, reduction, self.feature_info = [conv_bn(in_chans, 32, 3, 2)], 32, 2, []
+        features, inp, reduction, taps = [conv_bn_act(in_chans, 32, 3, 2, act_layer=_RELU6)], 32, 2, []
         dpr = iter(drop_path_rates(drop_path_rate, sum(n for _, _, n, _, _ in SETTINGS), endpoint=False))
         for t, c, n, s, first_parc in SETTINGS:
             if s == 2:  # the map before a stride-2 stage is a multi-scale output
-                self.feature_info.append({"num_chs": inp, "reduction": reduction, "module": f"features.{len(features) - 1}"})
+                taps.append((len(features) - 1, inp, reduction))
             reduction *= s
             for i in range(n):
                 if parc and i >= first_parc:
                     size = (img_h // reduction, img_w // reduction)
                     features.append(ParCInvertedResidual(inp, c, t, size, i == first_parc, parc_impl, next(dpr)))
                 else:
-                    features.append(InvertedResidual(inp, c, s if i == 0 else 1, t, next(dpr)))
+                    features.append(InvertedResidual(inp, c, s if i == 0 else 1, t, next(dpr), _RELU6))
                 inp = c
-        self.feature_info.append({"num_chs": inp, "reduction": reduction, "module": f"features.{len(features) - 1}"})
+        taps.append((len(features) - 1, inp, reduction))
+        self.tap_layers = tuple(i for i, _, _ in taps)
         self.num_features = 1280
-        if not features_only:  # a backbone stops at the last inverted residual (the 1x1 head conv is dropped)
-            features.append(conv_bn(inp, self.num_features))
+        features.append(conv_bn_act(inp, self.num_features, 1, act_layer=_RELU6))  # the 1x1 head conv, after the taps
         self.features = nn.Sequential(*features)
-        self.classifier = nn.Identity() if features_only or num_classes <= 0 else nn.Sequential(
-            nn.Dropout(drop_rate), nn.Linear(self.num_features, num_classes))
+        self.classifier = self._classifier(num_classes)
+        self.head_names = ("classifier", f"features.{len(features) - 1}")  # a backbone stops at the last tap
+        self._init_features([{"num_chs": c, "reduction": r, "module": f"features.{i}"} for i, c, r in taps],
+                            features_only, out_indices)
         self._init_weights()
 
     def _init_weights(self):  # torchvision's init; the official ParC kernels are convs, so they get it too
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, ParC)):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_weights(self, {(nn.Conv2d, ParC): kaiming_fan_out_init, nn.Linear: normal_init(0.01)})
 
-    def no_weight_decay(self):
-        return parc_embedding_names(self)
+    def _classifier(self, num_classes):
+        if num_classes <= 0:
+            return nn.Identity()
+        return nn.Sequential(nn.Dropout(self.drop_rate), nn.Linear(self.num_features, num_classes))
 
-    def checkpoint_filter_fn(self, state_dict):
-        sd = map_official_parc_keys(state_dict, self)
-        if self.features_only:
-            head = f"features.{len(self.features)}."
-            sd = {k: v for k, v in sd.items() if not k.startswith(("classifier.", head))}
-        return sd
-
-    def forward_intermediates(self, x):
-        """The maps listed in `feature_info` (strides 2, 4, 8, 16, 32)."""
+    def _taps(self, x):
+        """The maps at strides 2, 4, 8, 16, 32: the outputs of `self.tap_layers`."""
         check_image(x, self.in_chans, 1, type(self).__name__)
-        taps = {int(f["module"].split(".")[1]) for f in self.feature_info}
-        outs = []
-        for i, layer in enumerate(self.features):
+        for i, layer in enumerate(self.features[:self.tap_layers[-1] + 1]):
             x = layer(x)
-            if i in taps:
-                outs.append(x)
-        return outs
+            if i in self.tap_layers:
+                yield x
 
-    def forward_features(self, x):
-        check_image(x, self.in_chans, 1, type(self).__name__)
-        return self.features(x)
+    def _tap_final(self, x, complete):
+        return self.features[-1](x) if complete else x  # the 1x1 head conv follows the last tap
 
     def forward_head(self, x, pre_logits=False):
         x = x.mean((-2, -1))
         return x if pre_logits else self.classifier(x)
-
-    def forward(self, x):
-        if self.features_only:
-            return self.forward_intermediates(x)
-        return self.forward_head(self.forward_features(x))
 
 
 _CFG = {"interpolation": "bicubic", "crop_pct": 0.875}  # timm's EfficientNet-family _cfg (the ParC code defines none)

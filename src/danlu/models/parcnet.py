@@ -18,12 +18,16 @@ residuals use theirs where they have a residual.
 """
 import math
 import re
+from functools import partial
+from typing import Sequence
 
 import torch
 from torch import nn
 
-from .layers import DropPath, check_image, drop_path_rates, to_2tuple
-from .layers.parc import ParC, parc_embedding_names
+from ._base import ModelBase
+from .layers import DropPath, InvertedResidual, check_image, conv_bn_act, drop_path_rates, to_2tuple
+from .layers.parc import ParC, parc_embedding_names, resize_axis
+from .layers.weight_init import he_group_fan_out_init, init_weights, trunc_normal_init
 from .registry import register_model
 
 
@@ -32,31 +36,15 @@ def feature_size(img_size, stride):
     return tuple(-(-n // stride) for n in to_2tuple(img_size))
 
 
-def conv_bn_act(cin, cout, kernel_size=3, stride=1, groups=1, act=True):
-    """Conv (no bias) + BatchNorm (+ SiLU): cvnets' ConvLayer."""
-    layers = [nn.Conv2d(cin, cout, kernel_size, stride, kernel_size // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
-    if act:
-        layers.append(nn.SiLU())
-    return nn.Sequential(*layers)
+_conv = partial(conv_bn_act, act_layer=nn.SiLU)  # cvnets' ConvLayer: conv (no bias), BatchNorm, swish
+_inverted_residual = partial(InvertedResidual, act_layer=nn.SiLU)
 
 
-class InvertedResidual(nn.Module):
-    """MobileNetV2 block: 1x1 expand, 3x3 depthwise (stride), 1x1 linear projection, residual when shapes allow."""
-
-    def __init__(self, cin, cout, stride=1, expand_ratio=4, drop_path=0.0):
-        super().__init__()
-        hidden = cin * expand_ratio
-        self.conv = nn.Sequential(
-            *([conv_bn_act(cin, hidden, 1)] if expand_ratio != 1 else []),
-            conv_bn_act(hidden, hidden, 3, stride, groups=hidden),
-            conv_bn_act(hidden, cout, 1, act=False),
-        )
-        self.use_res = stride == 1 and cin == cout
-        if self.use_res:
-            self.drop_path = DropPath(drop_path)
-
-    def forward(self, x):
-        return x + self.drop_path(self.conv(x)) if self.use_res else self.conv(x)
+def _conv_kernel_init(m):
+    """The official meta kernels are nn.Conv2d weights: uniform(+-1/sqrt(taps)) keeps a full-length circular sum
+    at unit scale, where std .02 would make the global branch nearly silent."""
+    bound = 1 / math.sqrt(m.base_size)
+    nn.init.uniform_(m.weight, -bound, bound)
 
 
 class ChannelAttention(nn.Module):
@@ -74,33 +62,34 @@ class ChannelAttention(nn.Module):
         return x * self.fc(self.gap(x))
 
 
-def _resize_linear(t, n, dim):
-    """t resized to length n along dim (-2 or -1) by linear interpolation with aligned corners, as the ParC
-    kernels are (bilinear F.interpolate of a (K, 1) map), from constant indices and weights: an ONNX export
-    folds this to a constant, where F.interpolate would leave a Resize node in the graph."""
-    k = t.shape[dim]
-    scale = (k - 1) / (n - 1) if n > 1 else 0.0
-    src = [scale * j for j in range(n)]
-    lo = [int(s) for s in src]
-    hi = torch.tensor([min(i + 1, k - 1) for i in lo], device=t.device)
-    lam = torch.tensor([s - i for s, i in zip(src, lo)], dtype=t.dtype, device=t.device)
-    lam = lam.view(-1, 1) if dim == -2 else lam
-    return t.index_select(dim, torch.tensor(lo, device=t.device)) * (1 - lam) + t.index_select(dim, hi) * lam
-
-
 class AxialEmbedding(nn.Module):
     """A learned embedding per channel and position along one axis, added to the input: (1, C, K, 1) along
-    the height ('V') or (1, C, 1, K) along the width ('H'), resized to the runtime length like the ParC kernels."""
+    the height ('V') or (1, C, 1, K) along the width ('H'), resized to the runtime length like the ParC kernels
+    (and frozen with them for export by `freeze_parc`)."""
 
     def __init__(self, channels, direction, base_size):
         super().__init__()
         self.dim = -2 if direction == "V" else -1
         self.pe = nn.Parameter(torch.empty(1, channels, *((base_size, 1) if direction == "V" else (1, base_size))))
         nn.init.trunc_normal_(self.pe, std=0.02)
+        self.register_buffer("frozen_pe", None, persistent=False)
 
     def forward(self, x):
         n = x.shape[self.dim]
-        return x + (self.pe if n == self.pe.shape[self.dim] else _resize_linear(self.pe, n, self.dim))
+        if self.frozen_pe is None:
+            return x + resize_axis(self.pe, n, self.dim)
+        if n != self.frozen_pe.shape[self.dim]:
+            raise ValueError(f"this embedding is frozen at length {self.frozen_pe.shape[self.dim]} by freeze() but got "
+                             f"length {n}; call unfreeze() or freeze it at the new size")
+        return x + self.frozen_pe
+
+    @torch.no_grad()
+    def freeze(self, size):
+        """Fix the embedding at runtime size (h, w): an exported graph then holds a constant, not a resize."""
+        self.frozen_pe = resize_axis(self.pe, size[0] if self.dim == -2 else size[1], self.dim).detach().clone()
+
+    def unfreeze(self):
+        self.frozen_pe = None
 
 
 class ParCMetaFormerBlock(nn.Module):
@@ -150,23 +139,23 @@ class ParCBlock(nn.Module):
         if fusion not in ("concat", "add"):
             raise ValueError(f"ParC block fusion must be 'concat' or 'add', got {fusion!r}")
         groups = math.gcd(dim, global_dim)
-        self.local_rep = nn.Sequential(conv_bn_act(dim, global_dim, 3, groups=groups),
+        self.local_rep = nn.Sequential(_conv(dim, global_dim, 3, groups=groups),
                                        nn.Conv2d(global_dim, global_dim, 1, bias=False))
         self.global_rep = nn.Sequential(
             *[ParCMetaFormerBlock(global_dim, ffn_dim, base_size, use_pe=i == 0, dropout=dropout, drop_path=drop_path)
               for i in range(depth)],
             nn.BatchNorm2d(global_dim),
         )
-        self.proj = conv_bn_act(global_dim, dim, 1, groups=groups)
+        self.proj = _conv(global_dim, dim, 1, groups=groups)
         self.fusion = fusion
-        self.fuse = conv_bn_act(2 * dim if fusion == "concat" else dim, dim, 3)
+        self.fuse = _conv(2 * dim if fusion == "concat" else dim, dim, 3)
 
     def forward(self, x):
         y = self.proj(self.global_rep(self.local_rep(x)))
         return self.fuse(torch.cat([y, x], dim=1) if self.fusion == "concat" else x + y)
 
 
-class ParCNet(nn.Module):
+class ParCNet(ModelBase):
     """ParC-Net classifier.
 
     Args:
@@ -175,87 +164,64 @@ class ParCNet(nn.Module):
         img_size: the training size (int or (h, w)); ParC kernels are stored at the feature sizes of stages
             3-5 for it (32/16/8 at the default 256, as the official meta kernels) and resized for other inputs.
         fusion: 'concat' (S) or 'add' (XS) in the ParC blocks.
-        features_only: return the five stage outputs (strides 2, 4, 8, 16, 32) instead of logits.
+        features_only, out_indices: see `ModelBase` (taps: the five stage outputs, strides 2, 4, 8, 16, 32).
         drop_path_rate: stochastic depth of the last ParC block (see the module docstring).
     """
 
-    def __init__(self, dims=(32, 64, 96, 128, 160), global_dims=(192, 256, 320), ffn_dims=(384, 512, 640),
-                 depths=(2, 4, 3), img_size=256, fusion="concat", expand_ratio=4, stem_dim=16,
-                 in_chans=3, num_classes=1000, drop_rate=0.2, dropout=0.1, features_only=False, out_indices=(0, 1, 2, 3, 4),
-                 drop_path_rate=0.0):
+    head_names = ("conv_head", "head")
+
+    def __init__(self, dims: Sequence[int] = (32, 64, 96, 128, 160), global_dims: Sequence[int] = (192, 256, 320),
+                 ffn_dims: Sequence[int] = (384, 512, 640), depths: Sequence[int] = (2, 4, 3), img_size: int | tuple = 256,
+                 fusion: str = "concat", expand_ratio: int = 4, stem_dim: int = 16, in_chans: int = 3,
+                 num_classes: int = 1000, drop_rate: float = 0.2, dropout: float = 0.1, features_only: bool = False,
+                 out_indices: Sequence[int] | None = None, drop_path_rate: float = 0.0):
         super().__init__()
-        self.in_chans, self.num_classes, self.features_only = in_chans, num_classes, features_only
-        self.stem = conv_bn_act(in_chans, stem_dim, 3, stride=2)
+        self.in_chans, self.num_classes = in_chans, num_classes
+        self.stem = _conv(in_chans, stem_dim, 3, stride=2)
         dpr = iter(drop_path_rates(drop_path_rate, 1 + 3 + 2 * 3))  # the top-level blocks, in order
         stages = [
-            InvertedResidual(stem_dim, dims[0], 1, expand_ratio, next(dpr)),
-            nn.Sequential(*[InvertedResidual(dims[0] if i == 0 else dims[1], dims[1], 2 if i == 0 else 1, expand_ratio,
+            _inverted_residual(stem_dim, dims[0], 1, expand_ratio, next(dpr)),
+            nn.Sequential(*[_inverted_residual(dims[0] if i == 0 else dims[1], dims[1], 2 if i == 0 else 1, expand_ratio,
                                              next(dpr)) for i in range(3)]),
         ]
         for i in range(3):
             stages.append(nn.Sequential(
-                InvertedResidual(dims[i + 1], dims[i + 2], 2, expand_ratio, next(dpr)),
+                _inverted_residual(dims[i + 1], dims[i + 2], 2, expand_ratio, next(dpr)),
                 ParCBlock(dims[i + 2], global_dims[i], ffn_dims[i], depths[i], feature_size(img_size, 8 << i), fusion, dropout,
                           next(dpr)),
             ))
         self.stages = nn.Sequential(*stages)
-        reductions = (2, 4, 8, 16, 32)
-        self.out_indices = tuple(out_indices)
-        self.feature_info = [{"num_chs": dims[i], "reduction": reductions[i], "module": f"stages.{i}"} for i in self.out_indices]
-        if not features_only:  # a backbone for detection/segmentation has no classifier parameters
-            self.num_features = min(4 * dims[-1], 960)
-            self.conv_head = conv_bn_act(dims[-1], self.num_features, 1)
-            self.head_drop = nn.Dropout(drop_rate)
-            self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.num_features = min(4 * dims[-1], 960)
+        self.conv_head = _conv(dims[-1], self.num_features, 1)
+        self.head_drop = nn.Dropout(drop_rate)
+        self.head = self._classifier(num_classes)
+        self._init_features([{"num_chs": dims[i], "reduction": 2 << i, "module": f"stages.{i}"} for i in range(len(dims))],
+                            features_only, out_indices)
         self._init_weights()
 
     def _init_weights(self):
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                # He init on fan-out per group (as MobileNet/EfficientNet do): plain fan_out counts every output
-                # channel of a depthwise conv and shrinks activations ~channels-fold per block at initialisation
-                fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
-                nn.init.normal_(m.weight, std=math.sqrt(2.0 / fan_out))
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, ParC):
-                # the official meta kernels are nn.Conv2d weights: uniform(+-1/sqrt(taps)) keeps a full-length
-                # circular sum at unit scale, where std .02 would make the global branch nearly silent
-                bound = 1 / math.sqrt(m.base_size)
-                nn.init.uniform_(m.weight, -bound, bound)
+        init_weights(self, {nn.Conv2d: he_group_fan_out_init, nn.Linear: trunc_normal_init, ParC: _conv_kernel_init})
 
     def no_weight_decay(self):
         return parc_embedding_names(self)
 
     def checkpoint_filter_fn(self, state_dict: dict) -> dict:
-        """Official ParC-Net keys mapped (`map_official_keys`); a features_only model drops the classifier."""
-        sd = map_official_keys(state_dict)
-        if self.features_only:
-            sd = {k: v for k, v in sd.items() if not k.startswith(("conv_head.", "head."))}
-        return sd
+        """Official ParC-Net keys mapped (`map_official_keys`)."""
+        return map_official_keys(state_dict)
 
-    def forward_features(self, x):
+    def _taps(self, x):
         check_image(x, self.in_chans, model="ParC-Net")
-        x = self.stages(self.stem(x))
-        return x if self.features_only else self.conv_head(x)
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+            yield x
+
+    def _tap_final(self, x, complete):
+        return self.conv_head(x) if complete else x
 
     def forward_head(self, x, pre_logits=False):
         x = self.head_drop(x.mean((2, 3)))
         return x if pre_logits else self.head(x)
-
-    def forward(self, x):
-        if self.features_only:
-            check_image(x, self.in_chans, model="ParC-Net")
-            x, out = self.stem(x), []
-            for i, stage in enumerate(self.stages):
-                x = stage(x)
-                if i in self.out_indices:
-                    out.append(x)
-            return out
-        return self.forward_head(self.forward_features(x))
 
 
 # official (cvnets edgeformer) key pieces -> danlu's, applied in order to keys under an official top-level name
@@ -266,7 +232,8 @@ _OFFICIAL_KEYS = [(re.compile(p), r) for p, r in (
     (r"^classifier\.fc\.", "head."),
     (r"^layer_1\.0\.", "stages.0."),  # stage 1 is a single inverted residual here
     (r"^layer_(\d)\.", lambda m: f"stages.{int(m[1]) - 1}."),
-    (r"\.block\.exp_1x1\.", ".conv.0."), (r"\.block\.conv_3x3\.", ".conv.1."), (r"\.block\.red_1x1\.", ".conv.2."),
+    (r"\.block\.exp_1x1\.", ".conv.0."), (r"\.block\.conv_3x3\.", ".conv.1."),
+    (r"\.block\.red_1x1\.block\.conv\.", ".conv.2."), (r"\.block\.red_1x1\.block\.norm\.", ".conv.3."),
     (r"\.dim_adaptive\.1\.block\.conv\.", ".local_rep.1."),  # a bare 1x1 conv (no norm, no activation)
     (r"\.dim_adaptive\.", ".local_rep."), (r"\.spatial_global_rep\.", ".global_rep."),
     (r"\.channel_adaptive\.", ".proj."), (r"\.local_global_fusion\.", ".fuse."),

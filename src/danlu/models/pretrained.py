@@ -5,9 +5,11 @@ wrapped under 'state_dict', 'model' or 'state_dict_ema' is unwrapped. A model wh
 implementation used other key names defines `checkpoint_filter_fn(state_dict) -> state_dict`,
 which maps them onto danlu's names before the strict check.
 """
+import warnings
 from pathlib import Path
 
 import torch
+from torch import nn
 
 _WRAPPERS = ("state_dict", "model", "state_dict_ema", "model_ema")
 
@@ -16,7 +18,7 @@ class WeightMismatchError(ValueError):
     """A weight file does not match the model: lists missing, unexpected and mis-shaped keys."""
 
 
-def read_state_dict(path):
+def read_state_dict(path) -> dict:
     """A flat {name: tensor} dict from a safetensors or PyTorch weight file."""
     path = Path(path)
     if not path.is_file():
@@ -41,7 +43,7 @@ def read_state_dict(path):
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
-def check_state_dict(model, state_dict):
+def check_state_dict(model: nn.Module, state_dict: dict) -> None:
     """Raise WeightMismatchError naming every missing, unexpected or mis-shaped key."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state_dict))
@@ -57,12 +59,42 @@ def check_state_dict(model, state_dict):
         raise WeightMismatchError(f"weights do not match {type(model).__name__}: " + "; ".join(parts))
 
 
-def load_pretrained(model, path_or_state_dict, strict=True):
-    """Load weights into `model`; returns (missing, unexpected) key lists (empty when strict passes)."""
+def _drop_heads(model, sd):
+    """sd without the weights of heads the model has not got: those of the modules a features_only model
+    removed, silently, and a classifier whose shape differs (another num_classes, or none), with a warning;
+    the model then keeps its own classifier, as timm's `load_pretrained(..., num_classes)`."""
+    pruned = getattr(model, "pruned_prefixes", tuple)()
+    sd = {k: v for k, v in sd.items() if not k.startswith(pruned)} if pruned else sd
+    name = getattr(model, "classifier_name", None)
+    if name is None or f"{name}." in pruned:
+        return sd
+    prefix, own = f"{name}.", model.state_dict()
+    theirs = {k: v for k, v in sd.items() if k.startswith(prefix)}
+    mine = {k: v for k, v in own.items() if k.startswith(prefix)}
+    if theirs and {k: v.shape for k, v in theirs.items()} != {k: v.shape for k, v in mine.items()}:
+        warnings.warn(f"the weights' classifier '{name}' ({_classes(theirs)} classes) does not fit the model's "
+                      f"({model.num_classes} classes): it is not loaded and the model's own is kept", stacklevel=3)
+        sd = {**{k: v for k, v in sd.items() if not k.startswith(prefix)}, **mine}
+    return sd
+
+
+def _classes(tensors):
+    bias = [v for k, v in tensors.items() if k.endswith("bias")]
+    return bias[0].shape[0] if bias else "?"
+
+
+def load_pretrained(model: nn.Module, path_or_state_dict, strict: bool = True) -> tuple:
+    """Load weights into `model`; returns (missing, unexpected) key lists (empty when strict passes).
+
+    `path_or_state_dict`: a weight file (safetensors or PyTorch) or a state dict. The model's
+    `checkpoint_filter_fn` maps the original implementation's names; the weights of heads the model has
+    not got are dropped (see `_drop_heads`); then every key must match when strict.
+    """
     sd = path_or_state_dict if isinstance(path_or_state_dict, dict) else read_state_dict(path_or_state_dict)
     filter_fn = getattr(model, "checkpoint_filter_fn", None)
     if filter_fn is not None:
         sd = filter_fn(sd)
+    sd = _drop_heads(model, sd)
     if strict:
         check_state_dict(model, sd)
     result = model.load_state_dict(sd, strict=strict)

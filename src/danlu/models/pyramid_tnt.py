@@ -14,21 +14,36 @@ kept), and `features_only=True` gives the four stage maps for detection. The unu
 official code is left out (no released variant enables it).
 """
 import math
+from functools import partial
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import (DropPath, Mlp, SpatialReductionAttention, check_image, drop_path_rates, reduced_grid,
-                     resample_grid, resample_rel_pos, to_2tuple)
+from ._base import ModelBase, tokens_as
+from .layers import (
+    DropPath,
+    Mlp,
+    SpatialReductionAttention,
+    check_image,
+    conv_bn_act,
+    drop_path_rates,
+    reduced_grid,
+    resample_abs_pos_embed,
+    resample_checkpoint_pos_embed,
+    resample_rel_pos,
+    square_grid,
+    to_2tuple,
+)
+from .layers.weight_init import he_group_fan_out_init, init_weights, trunc_normal_init
 from .registry import register_model
 
 NUM_WORDS = 16  # 4x4 words per sentence, at every stage
 WORD_GRID = (4, 4)
 
 
-def _conv_bn_relu(in_chs, out_chs, stride, inplace=True):
-    return [nn.Conv2d(in_chs, out_chs, 3, stride, 1), nn.BatchNorm2d(out_chs), nn.ReLU(inplace=inplace)]
+_RELU = partial(nn.ReLU, inplace=True)
 
 
 class Stem(nn.Module):
@@ -37,10 +52,11 @@ class Stem(nn.Module):
     def __init__(self, in_chans, outer_dim, inner_dim):
         super().__init__()
         c = inner_dim
-        self.common_conv = nn.Sequential(*_conv_bn_relu(in_chans, 2 * c, 2))
-        self.inner_convs = nn.Sequential(*_conv_bn_relu(2 * c, c, 1, inplace=False))
-        self.outer_convs = nn.Sequential(*_conv_bn_relu(2 * c, 4 * c, 2), *_conv_bn_relu(4 * c, 8 * c, 2),
-                                         *_conv_bn_relu(8 * c, outer_dim, 1, inplace=False))
+        self.common_conv = conv_bn_act(in_chans, 2 * c, 3, 2, bias=True, act_layer=_RELU)
+        self.inner_convs = conv_bn_act(2 * c, c, 3, 1, bias=True)
+        self.outer_convs = nn.Sequential(*conv_bn_act(2 * c, 4 * c, 3, 2, bias=True, act_layer=_RELU),
+                                         *conv_bn_act(4 * c, 8 * c, 3, 2, bias=True, act_layer=_RELU),
+                                         *conv_bn_act(8 * c, outer_dim, 3, 1, bias=True))
         self.unfold = nn.Unfold(kernel_size=4, stride=4)
 
     def forward(self, x):
@@ -156,17 +172,22 @@ class Stage(nn.Module):
         return inner, outer
 
 
-class PyramidTNT(nn.Module):
+class PyramidTNT(ModelBase):
     """PyramidTNT classifier (global average pooling of the last stage), or with `features_only=True` a
-    backbone whose forward returns the four stages' sentence maps (B, C, H, W) at strides 8, 16, 32, 64.
+    backbone whose forward returns the four stages' sentence maps (B, C, H, W) at strides 8, 16, 32, 64
+    (`out_indices` picks some, see `ModelBase`).
     """
 
-    def __init__(self, img_size=256, in_chans=3, num_classes=1000, depths=(2, 8, 4, 2),
-                 outer_dims=(128, 256, 512, 512), inner_dims=(8, 16, 32, 32), outer_heads=(4, 8, 16, 16),
-                 inner_heads=(2, 4, 8, 8), sr_ratios=(4, 2, 1, 1), mlp_ratio=4.0, qkv_bias=False, drop_rate=0.0,
-                 attn_drop_rate=0.0, drop_path_rate=0.0, features_only=False):
+    output_fmts = ("NCHW", "NLC")
+
+    def __init__(self, img_size: int | tuple = 256, in_chans: int = 3, num_classes: int = 1000,
+                 depths: Sequence[int] = (2, 8, 4, 2), outer_dims: Sequence[int] = (128, 256, 512, 512),
+                 inner_dims: Sequence[int] = (8, 16, 32, 32), outer_heads: Sequence[int] = (4, 8, 16, 16),
+                 inner_heads: Sequence[int] = (2, 4, 8, 8), sr_ratios: Sequence[int] = (4, 2, 1, 1), mlp_ratio: float = 4.0,
+                 qkv_bias: bool = False, drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.0,
+                 features_only: bool = False, out_indices: Sequence[int] | None = None):
         super().__init__()
-        self.in_chans, self.num_classes, self.features_only = in_chans, num_classes, features_only
+        self.in_chans, self.num_classes = in_chans, num_classes
         self.num_features = outer_dims[-1]
         self.grid = tuple(-(-n // 8) for n in to_2tuple(img_size))  # sentence grid the position terms are built for
         grids = [self.grid]
@@ -186,29 +207,17 @@ class PyramidTNT(nn.Module):
             Stage(depths[i], outer_dims[i], inner_dims[i], outer_heads[i], inner_heads[i], grids[i], sr_ratios[i],
                   mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, dpr[sum(depths[:i]):sum(depths[:i + 1])])
             for i in range(len(depths))])
-        self.feature_info = [{"num_chs": outer_dims[i], "reduction": 8 * 2 ** i, "module": f"stages.{i}"}
-                             for i in range(len(depths))]
-        if features_only:  # a backbone has no final norm or classifier (their weights are dropped on load)
-            self.norm, self.head = nn.Identity(), nn.Identity()
-        else:
-            self.norm = nn.LayerNorm(outer_dims[-1])
-            self.head = nn.Linear(outer_dims[-1], num_classes) if num_classes > 0 else nn.Identity()
+        self.norm = nn.LayerNorm(outer_dims[-1])
+        self.head = self._classifier(num_classes)
+        self._init_features([{"num_chs": outer_dims[i], "reduction": 8 * 2 ** i, "module": f"stages.{i}"}
+                             for i in range(len(depths))], features_only, out_indices)
         self.num_lr_layers = sum(depths) + 1  # layer-wise lr decay: stem 0, blocks 1..sum(depths), head last
         self._init_weights()
 
     def _init_weights(self):
         nn.init.trunc_normal_(self.outer_pos, std=0.02)
         nn.init.trunc_normal_(self.inner_pos, std=0.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Conv2d):
-                fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
-                nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_weights(self, {nn.Linear: trunc_normal_init, nn.Conv2d: he_group_fan_out_init})
 
     def no_weight_decay(self):
         return {"outer_pos", "inner_pos"}  # official: relative_pos is decayed
@@ -228,24 +237,19 @@ class PyramidTNT(nn.Module):
 
     def checkpoint_filter_fn(self, state_dict):
         """Official weights load as they are; position terms trained on another (square) grid are
-        interpolated to this model's grids, and a features_only model drops the classifier weights."""
-        sd = dict(state_dict)
-        pos = sd.get("outer_pos")
-        if pos is not None and pos.shape != self.outer_pos.shape and _square(pos.shape[1]):
-            sd["outer_pos"] = resample_grid(pos, _square(pos.shape[1]), self.grid)
+        interpolated to this model's grids."""
+        sd = resample_checkpoint_pos_embed(dict(state_dict), "outer_pos", self.outer_pos, self.grid)
         for i, stage in enumerate(self.stages):
             key = f"stages.{i}.relative_pos"
             bias, own = sd.get(key), stage.relative_pos.shape
             if bias is None or bias.shape == own or bias.shape[:2] != own[:2]:
                 continue
-            queries, keys = _square(bias.shape[2]), _square(bias.shape[3])
+            queries, keys = square_grid(bias.shape[2]), square_grid(bias.shape[3])
             if queries and keys:
                 sd[key] = resample_rel_pos(bias, queries, keys, stage.grid, stage.key_grid)
-        if self.features_only:
-            sd = {k: v for k, v in sd.items() if not k.startswith(("norm.", "head."))}
         return sd
 
-    def _stage_outputs(self, x):
+    def _taps(self, x):
         """Yield each stage's sentence tokens (B, H*W, C) and their grid (H, W)."""
         check_image(x, self.in_chans, 1, type(self).__name__)
         H, W = x.shape[-2:]
@@ -253,7 +257,7 @@ class PyramidTNT(nn.Module):
             x = F.pad(x, (0, -W % 8, 0, -H % 8))
         inner, outer, grid = self.patch_embed(x)
         inner = inner + self.inner_pos
-        outer = outer + self.pos_drop(resample_grid(self.outer_pos, self.grid, grid))  # official: drop on the pos
+        outer = outer + self.pos_drop(resample_abs_pos_embed(self.outer_pos, grid, self.grid))  # official: drop on the pos
         for i, stage in enumerate(self.stages):
             if i:
                 inner = self.word_merges[i - 1](inner, grid)
@@ -261,28 +265,19 @@ class PyramidTNT(nn.Module):
             inner, outer = stage(inner, outer, grid)
             yield outer, grid
 
-    def forward_intermediates(self, x):
-        """The sentence maps (B, C, H, W) of every stage, at strides 8, 16, 32, 64."""
-        return [t.transpose(1, 2).reshape(t.shape[0], -1, *grid) for t, grid in self._stage_outputs(x)]
+    def _tap_output(self, i, state, norm, output_fmt):
+        """Stage i's sentence map: (B, C, H, W) or (B, H*W, C); the final norm applies to the last stage only."""
+        t, grid = state
+        if norm and i == self.num_taps - 1:
+            t = self.norm(t)
+        return tokens_as(t, grid, output_fmt)
 
-    def forward_features(self, x):
-        *_, (outer, _) = self._stage_outputs(x)
-        return self.norm(outer)
+    def _tap_final(self, state, complete):
+        return self.norm(state[0]) if complete else state[0]
 
     def forward_head(self, x, pre_logits=False):
         x = x.mean(dim=1)
         return x if pre_logits else self.head(x)
-
-    def forward(self, x):
-        if self.features_only:
-            return self.forward_intermediates(x)
-        return self.forward_head(self.forward_features(x))
-
-
-def _square(n):
-    """The (r, r) grid with r*r == n, or None."""
-    r = math.isqrt(n)
-    return (r, r) if r * r == n else None
 
 
 def _ptnt(dim, inner_dim, depths, outer_heads, inner_heads, **kwargs):

@@ -4,10 +4,13 @@ An entrypoint is a function `name(**kwargs) -> nn.Module`; `@register_model` rec
 function name together with a default config (input size, normalisation, evaluation resize, number of
 classes), the timm convention users already know.
 """
-import difflib
 import fnmatch
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
+from torch import nn
+
+from ..suggest import did_you_mean
 from .layers.helpers import to_2tuple
 
 _ENTRYPOINTS = {}
@@ -29,7 +32,7 @@ class ModelConfig:
     extra: dict = field(default_factory=dict)
 
 
-def register_model(fn=None, **cfg):
+def register_model(fn: Callable[..., nn.Module] | None = None, **cfg):
     """Decorator: `@register_model` or `@register_model(input_size=(3, 32, 32), num_classes=10)`."""
     def wrap(f):
         name = f.__name__
@@ -41,7 +44,7 @@ def register_model(fn=None, **cfg):
     return wrap(fn) if fn is not None else wrap
 
 
-def list_models(pattern=None):
+def list_models(pattern: str | None = None) -> list:
     """Sorted registered names, optionally filtered by a shell-style pattern such as 'vit_*'."""
     names = sorted(_ENTRYPOINTS)
     if pattern:
@@ -53,18 +56,17 @@ def list_models(pattern=None):
 
 def _check_name(name):
     if name not in _ENTRYPOINTS:
-        close = difflib.get_close_matches(name, _ENTRYPOINTS, n=5, cutoff=0.4)
-        hint = f"; closest registered names: {', '.join(close)}" if close else ""
-        raise ValueError(f"unknown model '{name}'{hint} (danlu.list_models() lists them all)")
+        raise ValueError(f"unknown model '{name}'{did_you_mean(name, _ENTRYPOINTS)}; danlu.list_models() lists them all")
 
 
-def get_model_config(name):
+def get_model_config(name: str) -> ModelConfig:
     """The default config of a registered model (input size, classes, normalisation)."""
     _check_name(name)
     return _CONFIGS[name]
 
 
-def create_model(name, pretrained=False, num_classes=None, in_chans=None, img_size=None, **kwargs):
+def create_model(name: str, pretrained: bool | str = False, num_classes: int | None = None, in_chans: int | None = None,
+                 img_size: int | tuple | None = None, **kwargs) -> nn.Module:
     """Build a registered model.
 
     `num_classes`, `in_chans` and `img_size` default to the model's config when None; any other

@@ -6,10 +6,14 @@ the two halves of the bottleneck width. Unlike the other ParC ConvNets these Par
 code does and what its 23.74M parameters count. torchvision and official ParC-ResNet-50 state dicts
 (`parc_H`/`parc_W`) load with `load_pretrained`.
 """
+from typing import Sequence
+
 from torch import nn
 
+from ._base import ModelBase
 from .layers import DropPath, ParC, check_image, drop_path_rates, to_2tuple
-from .layers.parc import map_official_parc_keys, parc_embedding_names, parc_split
+from .layers.parc import ParCConvNetMixin, parc_split
+from .layers.weight_init import init_weights, kaiming_fan_out_init
 from .registry import register_model
 
 
@@ -44,7 +48,7 @@ class Bottleneck(nn.Module):
         return self.relu(self.drop_path(y) + identity)
 
 
-class ResNet(nn.Module):
+class ResNet(ParCConvNetMixin, ModelBase):
     """Bottleneck ResNet classifier, or with `features_only=True` a backbone returning the four layer maps.
 
     Args:
@@ -52,12 +56,16 @@ class ResNet(nn.Module):
             `None` gives plain ResNet. ParC kernels are stored for the feature sizes of `img_size`.
         parc_impl: 'spatial', 'fft' or 'auto' for every ParC layer.
         drop_path_rate: stochastic depth of the last block, linear from 0 over all blocks (as timm's ResNet).
+        features_only, out_indices: see `ModelBase` (taps: layer1-4).
     """
 
-    def __init__(self, layers=(3, 4, 6, 3), in_chans=3, num_classes=1000, img_size=224, parc_insert_locs=None,
-                 parc_impl="spatial", features_only=False, drop_path_rate=0.0):
+    classifier_name, head_names = "fc", ("fc",)
+
+    def __init__(self, layers: Sequence[int] = (3, 4, 6, 3), in_chans: int = 3, num_classes: int = 1000,
+                 img_size: int | tuple = 224, parc_insert_locs: Sequence[int] | None = None, parc_impl: str = "spatial",
+                 features_only: bool = False, drop_path_rate: float = 0.0, out_indices: Sequence[int] | None = None):
         super().__init__()
-        self.in_chans, self.num_classes, self.features_only = in_chans, num_classes, features_only
+        self.in_chans, self.num_classes = in_chans, num_classes
         img_h, img_w = to_2tuple(img_size)
         self.conv1 = nn.Conv2d(in_chans, 64, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
@@ -81,45 +89,26 @@ class ResNet(nn.Module):
                 inplanes = planes * Bottleneck.expansion
             self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
         self.num_features = inplanes
-        self.feature_info = [{"num_chs": 256 * 2 ** i, "reduction": 4 * 2 ** i, "module": f"layer{i + 1}"} for i in range(4)]
-        self.fc = nn.Linear(inplanes, num_classes) if num_classes > 0 and not features_only else nn.Identity()
+        self.fc = self._classifier(num_classes)
+        self._init_features([{"num_chs": 256 * 2 ** i, "reduction": 4 * 2 ** i, "module": f"layer{i + 1}"}
+                             for i in range(len(layers))], features_only, out_indices)
         self._init_weights()
 
     def _init_weights(self):
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, ParC)):  # torchvision's init; the official ParC kernels are convs, so get it too
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        # torchvision's init; the official ParC kernels are convs, so they get it too
+        init_weights(self, {(nn.Conv2d, ParC): kaiming_fan_out_init})
 
-    def no_weight_decay(self):
-        return parc_embedding_names(self)
-
-    def checkpoint_filter_fn(self, state_dict):
-        sd = map_official_parc_keys(state_dict, self)
-        if self.features_only:
-            sd = {k: v for k, v in sd.items() if not k.startswith("fc.")}
-        return sd
-
-    def forward_intermediates(self, x):
+    def _taps(self, x):
         """The output maps (B, C, H, W) of layer1-4, at strides 4, 8, 16, 32."""
         check_image(x, self.in_chans, 1, type(self).__name__)
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        outs = []
-        for i in range(4):
+        for i in range(self.num_taps):
             x = getattr(self, f"layer{i + 1}")(x)
-            outs.append(x)
-        return outs
-
-    def forward_features(self, x):
-        return self.forward_intermediates(x)[-1]
+            yield x
 
     def forward_head(self, x, pre_logits=False):
         x = x.mean((-2, -1))
         return x if pre_logits else self.fc(x)
-
-    def forward(self, x):
-        if self.features_only:
-            return self.forward_intermediates(x)
-        return self.forward_head(self.forward_features(x))
 
 
 _CFG = {"interpolation": "bilinear", "crop_pct": 0.875}  # timm's ResNet _cfg (the ParC code defines none)

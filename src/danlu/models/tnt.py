@@ -11,13 +11,25 @@ buffer-like parameter is left out. Official checkpoints and timm's renamed ones 
 zero-padded to a multiple of the patch size and `outer_pos` is interpolated to the patch grid.
 """
 import math
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import (DropPath, Mlp, block_layer_id, check_image, drop_path_rates, resample_grid, scaled_dot_product,
-                     to_2tuple)
+from ._base import IsotropicBase
+from .layers import (
+    DropPath,
+    Mlp,
+    block_layer_id,
+    check_image,
+    drop_path_rates,
+    resample_abs_pos_embed,
+    resample_checkpoint_pos_embed,
+    scaled_dot_product,
+    to_2tuple,
+)
+from .layers.weight_init import init_weights, trunc_normal_init
 from .registry import register_model
 
 
@@ -91,13 +103,18 @@ class Block(nn.Module):
         return inner, outer
 
 
-class TNT(nn.Module):
-    def __init__(self, img_size=224, patch_size=16, in_chans=3, num_classes=1000, outer_dim=384, inner_dim=24,
-                 depth=12, outer_heads=6, inner_heads=4, mlp_ratio=4.0, qkv_bias=False, inner_stride=4,
-                 drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.0):
+class TNT(IsotropicBase):
+    """TNT classifier; its feature taps (`forward_intermediates`, `features_only`) are the blocks' sentence maps."""
+
+
+    def __init__(self, img_size: int | tuple = 224, patch_size: int | tuple = 16, in_chans: int = 3,
+                 num_classes: int = 1000, outer_dim: int = 384, inner_dim: int = 24, depth: int = 12,
+                 outer_heads: int = 6, inner_heads: int = 4, mlp_ratio: float = 4.0, qkv_bias: bool = False,
+                 inner_stride: int = 4, drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.0,
+                 features_only: bool = False, out_indices: Sequence[int] | None = None):
         super().__init__()
         self.in_chans, self.num_classes = in_chans, num_classes
-        self.num_features = outer_dim
+        self.num_features, self.num_prefix_tokens = outer_dim, 1  # the class token
         patch_size = to_2tuple(patch_size)
         self.grid = tuple(-(-n // p) for n, p in zip(to_2tuple(img_size), patch_size))
         num_words = math.ceil(patch_size[0] / inner_stride) * math.ceil(patch_size[1] / inner_stride)
@@ -114,18 +131,15 @@ class TNT(nn.Module):
         self.blocks = nn.ModuleList([Block(outer_dim, inner_dim, outer_heads, inner_heads, num_words, mlp_ratio,
                                            qkv_bias, drop_rate, attn_drop_rate, dpr[i]) for i in range(depth)])
         self.norm = nn.LayerNorm(outer_dim)
-        self.head = nn.Linear(outer_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = self._classifier(num_classes)
         self.num_lr_layers = depth + 1  # layer-wise lr decay: embeddings 0, blocks 1..depth, head depth + 1
+        self._init_block_taps(depth, outer_dim, patch_size[0], features_only, out_indices)
         self._init_weights()
 
     def _init_weights(self):
         for p in (self.cls_token, self.outer_pos, self.inner_pos):
             nn.init.trunc_normal_(p, std=0.02)
-        for m in self.modules():  # the patch conv keeps PyTorch's default init, as in the official code
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_weights(self, {nn.Linear: trunc_normal_init})  # the patch conv keeps PyTorch's default, as officially
 
     def no_weight_decay(self):
         return {"outer_pos", "inner_pos", "cls_token"}
@@ -144,14 +158,10 @@ class TNT(nn.Module):
             sd = {".".join(_TIMM_NAMES.get(part, part) for part in k.split(".")): v for k, v in sd.items()}
             if sd["inner_pos"].ndim == 4:  # timm keeps the word embedding as a (1, c, 4, 4) map
                 sd["inner_pos"] = sd["inner_pos"].flatten(2).transpose(1, 2)
-        pos = sd.get("outer_pos")
-        if pos is not None and pos.shape != self.outer_pos.shape:
-            r = math.isqrt(pos.shape[1] - 1)
-            if r * r == pos.shape[1] - 1:
-                sd["outer_pos"] = torch.cat([pos[:, :1], resample_grid(pos[:, 1:], (r, r), self.grid)], dim=1)
-        return sd
+        return resample_checkpoint_pos_embed(sd, "outer_pos", self.outer_pos, self.grid, num_prefix_tokens=1)
 
-    def forward_features(self, x):
+    def _taps(self, x):
+        """Each block's class token and sentences, with the (padded) patch grid."""
         check_image(x, self.in_chans, 1, type(self).__name__)
         ph, pw = self.patch_embed.patch_size
         H, W = x.shape[-2:]
@@ -162,20 +172,14 @@ class TNT(nn.Module):
         inner = self.patch_embed(x) + self.inner_pos
         outer = self.proj_norm2(self.proj(self.proj_norm1(inner.reshape(B, grid[0] * grid[1], -1))))
         outer = torch.cat([self.cls_token.expand(B, -1, -1), outer], dim=1)
-        pos = self.outer_pos
-        if grid != self.grid:
-            pos = torch.cat([pos[:, :1], resample_grid(pos[:, 1:], self.grid, grid)], dim=1)
-        outer = self.pos_drop(outer + pos)
+        outer = self.pos_drop(outer + resample_abs_pos_embed(self.outer_pos, grid, self.grid, num_prefix_tokens=1))
         for block in self.blocks:
             inner, outer = block(inner, outer)
-        return self.norm(outer)
+            yield outer, grid
 
     def forward_head(self, x, pre_logits=False):
         x = x[:, 0]
         return x if pre_logits else self.head(x)
-
-    def forward(self, x):
-        return self.forward_head(self.forward_features(x))
 
 
 # timm's names for TNT modules and parameters (timm/models/tnt.py) -> the official names used here

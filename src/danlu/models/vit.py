@@ -11,10 +11,12 @@ interpolated to the runtime grid (class token kept); at the configured size it i
 """
 import re
 from functools import partial
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
+from ._base import IsotropicBase
 from .layers import (
     Attention,
     DropPath,
@@ -22,9 +24,10 @@ from .layers import (
     block_layer_id,
     check_image,
     drop_path_rates,
-    resample_grid,
+    resample_abs_pos_embed,
     to_2tuple,
 )
+from .layers.weight_init import init_weights, trunc_normal_init
 from .registry import register_model
 
 
@@ -79,13 +82,19 @@ class Block(nn.Module):
 _TIMM_NORM = partial(nn.LayerNorm, eps=1e-6)  # timm's and DeiT's ViT norm
 
 
-class VisionTransformer(nn.Module):
-    """timm's VisionTransformer; `embed_layer` and `norm_layer` (default LayerNorm, eps 1e-6) as in timm."""
+class VisionTransformer(IsotropicBase):
+    """timm's VisionTransformer; `embed_layer` and `norm_layer` (default LayerNorm, eps 1e-6) as in timm.
 
-    def __init__(self, img_size=224, patch_size=16, in_chans=3, num_classes=1000, embed_dim=768, depth=12,
-                 num_heads=12, mlp_ratio=4.0, dim_head=None, qkv_bias=True, global_pool="token",
-                 drop_rate=0.0, pos_drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.0,
-                 embed_layer=PatchEmbed, norm_layer=_TIMM_NORM):
+    Its feature taps (`forward_intermediates`, `features_only`) are the blocks' outputs, at the patch stride."""
+
+
+    def __init__(self, img_size: int | tuple = 224, patch_size: int | tuple = 16, in_chans: int = 3,
+                 num_classes: int = 1000, embed_dim: int = 768, depth: int = 12, num_heads: int = 12,
+                 mlp_ratio: float = 4.0, dim_head: int | None = None, qkv_bias: bool = True, global_pool: str = "token",
+                 drop_rate: float = 0.0, pos_drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
+                 drop_path_rate: float = 0.0, embed_layer: Callable[..., nn.Module] = PatchEmbed,
+                 norm_layer: Callable[[int], nn.Module] = _TIMM_NORM, features_only: bool = False,
+                 out_indices: Sequence[int] | None = None):
         super().__init__()
         if global_pool not in ("token", "avg"):
             raise ValueError(f"global_pool must be 'token' or 'avg', got {global_pool!r}")
@@ -106,19 +115,16 @@ class VisionTransformer(nn.Module):
                                             attn_drop_rate, dpr[i], norm_layer) for i in range(depth)])
         self.norm = norm_layer(embed_dim)
         self.head_drop = nn.Dropout(drop_rate)
-        self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = self._classifier(num_classes)
         self.num_lr_layers = depth + 1  # layer-wise lr decay: embeddings 0, blocks 1..depth, head depth + 1
+        self._init_block_taps(depth, embed_dim, patch_size[0], features_only, out_indices)
         self._init_weights()
 
     def _init_weights(self):
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         if self.cls_token is not None:
             nn.init.normal_(self.cls_token, std=1e-6)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_weights(self, {nn.Linear: trunc_normal_init})
 
     def no_weight_decay(self):
         return {"pos_embed", "cls_token"}
@@ -130,24 +136,25 @@ class VisionTransformer(nn.Module):
     def _pos_embed(self, x):
         grid = x.shape[-2:]
         x = x.flatten(2).transpose(1, 2)
-        prefix, patches = self.pos_embed[:, :self.num_prefix_tokens], self.pos_embed[:, self.num_prefix_tokens:]
-        pos = torch.cat([prefix, resample_grid(patches, self.grid, grid)], dim=1) if grid != self.grid else self.pos_embed
+        pos = resample_abs_pos_embed(self.pos_embed, grid, self.grid, self.num_prefix_tokens)
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
         return self.pos_drop(x + pos)
 
-    def forward_features(self, x):
+    def _taps(self, x):
+        """Each block's tokens, with the patch grid."""
         check_image(x, self.in_chans, self.patch_embed.patch_size, type(self).__name__)
-        x = self._pos_embed(self.patch_embed(x))
-        return self.norm(self.blocks(x))
+        x = self.patch_embed(x)
+        grid = tuple(x.shape[-2:])
+        x = self._pos_embed(x)
+        for block in self.blocks:
+            x = block(x)
+            yield x, grid
 
     def forward_head(self, x, pre_logits=False):
         x = x[:, 0] if self.global_pool == "token" else x.mean(dim=1)
         x = self.head_drop(x)
         return x if pre_logits else self.head(x)
-
-    def forward(self, x):
-        return self.forward_head(self.forward_features(x))
 
 
 # vit-pytorch's parameter names -> danlu's (the first match applies)
