@@ -30,8 +30,8 @@ def test_lr_grid_picks_the_lowest_final_loss_in_view():
     lr, path, losses, _ = T.best_path("himmelblau", "sgd", steps=50)
     assert lr in T.LR_GRID
     for other in T.LR_GRID:
-        p, l, _ = T.run_path("himmelblau", "sgd", float(other), 50)
-        assert losses[-1] <= T._score(T.FUNCTIONS["himmelblau"], p, l)
+        other_path, other_losses, _ = T.run_path("himmelblau", "sgd", float(other), 50)
+        assert losses[-1] <= T._score(T.FUNCTIONS["himmelblau"], other_path, other_losses)
 
 
 def test_optim_viz_command_writes_pngs(tmp_path, capsys):
