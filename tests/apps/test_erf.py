@@ -4,7 +4,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from danlu.apps.erf import area_ratios, contribution_scores, erf, normalise
+import danlu
+from danlu.apps.erf import area_ratios, contribution_scores, erf, last_feature_map, normalise
 from danlu.models.layers.parc import ParC
 
 
@@ -63,10 +64,23 @@ def test_parc_erf_spans_the_whole_row():
 
 
 def test_needs_a_feature_map():
-    with pytest.raises(ValueError, match=r"\(B, C, H, W\) map"):
-        contribution_scores(Features(nn.Flatten(2)), torch.rand(1, 1, 4, 4))
+    # (B, C * H * W): no layer keeps the layout ((B, C, H * W) would read as one token per channel row)
+    with pytest.raises(ValueError, match=r"returns shape \(1, 16\) and none of its layers keeps the image's \(B, C, H, W\) layout"):
+        contribution_scores(Features(nn.Flatten(1)), torch.rand(1, 1, 4, 4))
 
 
 def test_all_zero_scores_are_an_error():
     with pytest.raises(ValueError, match="every contribution score is zero"):
         normalise(np.zeros((5, 5)))
+
+
+def test_last_feature_map_of_models_that_flatten_or_return_tokens():
+    cnn = danlu.create_model("simple_cnn", in_chans=1, img_size=28).eval()
+    x = torch.randn(2, 1, 28, 28)
+    torch.testing.assert_close(last_feature_map(cnn, x), cnn.features(x))  # the conv stack, before the flatten
+    vit = danlu.create_model("deit_tiny_patch16_224", img_size=32).eval()
+    x = torch.randn(2, 3, 32, 32)
+    tokens = vit.forward_features(x)  # (2, 1 + 2 * 2, 192): the class token, then the patches row by row
+    torch.testing.assert_close(last_feature_map(vit, x), tokens[:, 1:].transpose(1, 2).reshape(2, 192, 2, 2))
+    with pytest.raises(ValueError, match="none of its layers keeps the image's"):
+        last_feature_map(danlu.create_model("mlp"), torch.randn(1, 1, 28, 28))

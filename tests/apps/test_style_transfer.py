@@ -3,7 +3,15 @@ import warnings
 import pytest
 import torch
 
-from danlu.apps.style_transfer import STYLE_LAYERS, StyleLoss, gram_matrix, load_image, save_image, stylize, stylize_files
+from danlu.apps.style_transfer import (
+    STYLE_LAYERS,
+    StyleLoss,
+    gram_matrix,
+    load_image,
+    save_image,
+    stylize,
+    stylize_files,
+)
 from danlu.models.vgg import VGG19Features
 
 
@@ -56,6 +64,15 @@ def test_style_of_another_size_is_resized_and_files_round_trip(tmp_path):
                                 progress=False)
     assert len(history) == 2 and history[0]["content"] == 0.0  # the image starts as the content
     assert Image.open(tmp_path / "o.png").size == (24, 16)
+
+
+def test_out_naming_a_directory_is_one_sentence(tmp_path, capsys):
+    from danlu.cli import main
+
+    argv = ["stylize", "--content", "c.png", "--style", "s.png", "--out", str(tmp_path), "--steps", "1"]
+    assert main(argv) == 2  # refused before the images are even read
+    assert capsys.readouterr().err == (f"danlu: error: --out '{tmp_path}' is a directory; give the PNG file to write, "
+                                       f"e.g. '{tmp_path / 'stylized.png'}'\n")
 
 
 @pytest.mark.slow

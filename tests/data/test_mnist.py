@@ -53,3 +53,12 @@ def test_real_mnist(data_dir):
     assert len(bundle.train) == 60000 and len(bundle.test) == 10000
     assert [int(bundle.train[i][1]) for i in range(5)] == [5, 0, 4, 1, 9]  # the canonical first labels
     assert int(bundle.test[0][1]) == 7
+
+
+def test_label_out_of_range_names_the_file(tiny_mnist):
+    labels = np.arange(5) % 10
+    labels[3] = 10  # a corrupt byte: no MNIST class
+    _write_idx(tiny_mnist / "t10k-labels-idx1-ubyte.gz", labels)
+    with pytest.raises(ValueError, match=r"t10k-labels-idx1-ubyte.gz' holds label 10 at index 3 \(1 out of range\); "
+                                         "MNIST labels are 0 to 9"):
+        create_dataset("mnist", root=tiny_mnist)

@@ -5,13 +5,29 @@ feature map, relu(features[:, :, H//2, W//2]).sum(), with respect to that pixel,
 and summed over the colour channels. The scores are averaged over the images (model in eval mode), then
 shown as log10(score + 1) divided by its maximum. The "high-contribution area ratio" at threshold t is
 the area, as a fraction of the image, of the smallest centred square whose normalised scores sum to
-more than t times the total: a bigger ratio means a bigger effective receptive field.
+more than t times the total: a bigger ratio means a bigger effective receptive field. The last feature
+map is the output of `forward_features` when it is a (B, C, H, W) map, else the last layer output that
+keeps the image's layout (the Grad-CAM candidates: simple_cnn's last pooling, a ViT's patch tokens).
 """
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .gradcam import load_model, spatial_outputs, to_map
+
 THRESHOLDS = (0.2, 0.3, 0.5, 0.99)
+
+
+def last_feature_map(model, x):
+    """The (B, C, H, W) map whose centre the ERF follows (see the module docstring)."""
+    features, outputs = spatial_outputs(model, x)
+    if features.ndim == 4:
+        return features
+    if not outputs:
+        raise ValueError(f"the ERF needs a feature map: {type(model).__name__}'s forward_features returns shape "
+                         f"{tuple(features.shape)} and none of its layers keeps the image's (B, C, H, W) layout; "
+                         "use a convolutional or transformer model")
+    return to_map(list(outputs.values())[-1], len(x), x.shape[-2:])
 
 
 def contribution_scores(model, images, batch_size=4):
@@ -22,10 +38,7 @@ def contribution_scores(model, images, batch_size=4):
     try:
         for batch in images.split(batch_size):
             x = batch.detach().clone().requires_grad_(True)
-            features = model.forward_features(x)
-            if features.ndim != 4:
-                raise ValueError(f"the ERF needs a model whose forward_features returns a (B, C, H, W) map, "
-                                 f"{type(model).__name__} returns shape {tuple(features.shape)}; use a convolutional model")
+            features = last_feature_map(model, x)
             h, w = features.shape[-2:]
             centre = F.relu(features[:, :, h // 2, w // 2]).sum()
             (grad,) = torch.autograd.grad(centre, x)
@@ -82,7 +95,8 @@ def save_heatmap(data, path, title=None):
 
 
 def random_images(n, img_size, mean, std, seed=0):
-    """n uniform-noise RGB images, normalised like real ones: the input when no images are given."""
+    """n uniform-noise images with one channel per mean, normalised like real ones: the input when no
+    images are given."""
     g = torch.Generator().manual_seed(seed)
     h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
     x = torch.rand(n, len(mean), h, w, generator=g)
@@ -97,22 +111,22 @@ def erf(model, images, out=None, title=None, thresholds=THRESHOLDS, batch_size=4
     return data, area_ratios(data, thresholds)
 
 
-def run(model_name, weights=None, images=None, num_images=8, img_size=None, out=None, seed=0, num_classes=None):
-    """The `danlu erf` command: build the model, read or draw the images, measure, print the ratios."""
-    from ..models import create_model
-    from ..data.image_files import list_images, load_images
+def run(model_name=None, weights=None, images=None, num_images=8, img_size=None, out=None, seed=0, num_classes=None):
+    """The `danlu erf` command: build the model (or load a run's), read or draw the images, measure,
+    print the ratios."""
+    from ..data.image_files import list_images
+    from ..engine.inference import image_batch
 
     torch.manual_seed(seed)  # the initialisation is part of the result when no weights are given
     # built for img_size like the trainer builds it, so weights trained at that size fit (ParC kernel lengths)
-    model = create_model(model_name, pretrained=weights or False, num_classes=num_classes, img_size=img_size)
-    cfg = model.default_cfg
-    size = cfg.input_size[1:]  # img_size when given, else the model's default
+    model, info = load_model(model_name, weights, img_size, num_classes)
     if images:
-        x = load_images(list_images(images)[:num_images], size, cfg.mean, cfg.std)
+        x = image_batch(list_images(images)[:num_images], info)  # prepared as `danlu predict` prepares them
     else:
-        x = random_images(num_images, size, cfg.mean, cfg.std, seed)
-    _, ratios = erf(model, x, out, title=f"ERF {model_name}")
-    print(f"ERF of {model_name} at {size[0]}x{size[1]} over {len(x)} {'images' if images else 'noise images'}")
+        x = random_images(num_images, info["img_size"], info["mean"], info["std"], seed)
+    size = x.shape[-2:]
+    _, ratios = erf(model, x, out, title=f"ERF {info['model']}")
+    print(f"ERF of {info['model']} at {size[0]}x{size[1]} over {len(x)} {'images' if images else 'noise images'}")
     print("threshold  area ratio")
     for t, r in ratios.items():
         print(f"{t:9.2f}  {r:.4f}")

@@ -105,6 +105,8 @@ def stylize_files(content, style, out, size=256, steps=300, style_weight=1e6, co
     returns the per-step loss history."""
     from ..models.vgg import vgg19_features
 
+    if Path(out).is_dir():  # before minutes of optimisation, not after
+        raise ValueError(f"--out '{out}' is a directory; give the PNG file to write, e.g. '{Path(out) / 'stylized.png'}'")
     content_img = load_image(content, size)
     style_img = load_image(style, tuple(content_img.shape[-2:]))
     vgg = vgg19_features(weights, last="relu5_1")

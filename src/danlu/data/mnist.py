@@ -46,6 +46,10 @@ def load_mnist_split(root, train=True, download=False):
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise ValueError(f"'{images_path}' and '{labels_path}' do not match: images {images.shape}, labels {labels.shape}")
+    bad = np.flatnonzero(labels > 9)
+    if len(bad):
+        raise ValueError(f"'{labels_path}' holds label {labels[bad[0]]} at index {bad[0]} ({len(bad)} out of range); "
+                         "MNIST labels are 0 to 9: the file is corrupt, delete it and download it again")
     return TensorImageDataset(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
 
 

@@ -9,9 +9,9 @@ import torch
 from torch.utils.data import IterableDataset, Subset
 
 from ..data import build_transforms, create_dataset, split_dataset
-from ..data.registry import dataset_builder
 from ..data.augment.pipeline import build_eval_transform, build_train_transform
 from ..data.datasets import SampleSeeded, with_transform
+from ..data.registry import dataset_builder
 from ..models import create_model, get_model_config
 from .config import TrainConfig
 from .distributed import barrier, configure_threads, init_distributed, is_main
@@ -89,16 +89,23 @@ def build_data(cfg):
 
 
 def model_kwargs_for(cfg, bundle, img_size):
-    """Keyword arguments that fit the model to the data: classes, channels, size, vocabulary."""
-    kwargs = {**bundle.meta.get("model_kwargs", {}), **cfg.model_kwargs}
-    if cfg.drop_path is not None:
-        kwargs["drop_path_rate"] = cfg.drop_path
+    """Keyword arguments that fit the model to the data: classes, channels and size of images; for
+    tokens the vocabulary's size and its word vectors (`embedding`) when the data set has them, and one
+    logit for two classes. `cfg.model_kwargs` override what the data implies."""
     if bundle.input_kind == "image":
         channels = bundle.input_size[0] if bundle.input_size else 3
-        kwargs.update(num_classes=len(bundle.classes), in_chans=channels,
-                      img_size=img_size if isinstance(img_size, int) else list(img_size))
+        kwargs = {**cfg.model_kwargs, "num_classes": len(bundle.classes), "in_chans": channels,
+                  "img_size": img_size if isinstance(img_size, int) else list(img_size)}
     else:
-        kwargs.setdefault("num_classes", 1 if len(bundle.classes) == 2 else len(bundle.classes))
+        meta = bundle.meta
+        kwargs = {"num_classes": 1 if len(bundle.classes) == 2 else len(bundle.classes)}
+        if "vocab" in meta:
+            kwargs["vocab_size"] = len(meta["vocab"])
+        if meta.get("embedding") is not None:  # the width is the vectors' (saved, so predict rebuilds the shapes)
+            kwargs.update(embedding=meta["embedding"], embed_dim=meta["embedding"].shape[1])
+        kwargs.update(cfg.model_kwargs)
+    if cfg.drop_path is not None:
+        kwargs["drop_path_rate"] = cfg.drop_path
     return kwargs
 
 
@@ -110,7 +117,7 @@ def model_info(cfg, bundle, kwargs, img_size):
     return {**evaluation, "model": cfg.model, "model_kwargs": _jsonable(kwargs), "classes": list(bundle.classes),
             "input_kind": bundle.input_kind, "img_size": img_size,
             "mean": bundle.meta.get("mean"), "std": bundle.meta.get("std"), "dataset": cfg.dataset,
-            "data_meta": _jsonable({k: v for k, v in bundle.meta.items() if k != "model_kwargs"})}
+            "data_meta": _jsonable(bundle.meta)}
 
 
 def _jsonable(d):

@@ -1,10 +1,33 @@
 """Multi-process training under `torchrun`: process-group set-up, rank queries and reductions.
 
-Outside torchrun (no WORLD_SIZE in the environment) everything degrades to one process."""
+Outside torchrun (no WORLD_SIZE in the environment) everything degrades to one process.
+
+When one process dies or hangs, the others must not wait forever in a collective: every collective
+times out after DANLU_DIST_TIMEOUT seconds (default 600, above the longest rank-0-only work between
+two collectives, a checkpoint save or a plot; torch's own defaults are 10 min for NCCL, 30 for gloo),
+and NCCL errors tear the process down (TORCH_NCCL_ASYNC_ERROR_HANDLING=1 unless set) instead of
+leaving a kernel spinning. torchrun then stops the rest of the job and names the first failed rank.
+"""
 import os
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+
+TIMEOUT_ENV, DEFAULT_TIMEOUT_S = "DANLU_DIST_TIMEOUT", 600.0
+
+
+def collective_timeout():
+    """How long a collective waits for the other processes ($DANLU_DIST_TIMEOUT seconds)."""
+    text = os.environ.get(TIMEOUT_ENV, str(DEFAULT_TIMEOUT_S))
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ValueError(f"{TIMEOUT_ENV} must be a number of seconds above 0, got {text!r}; "
+                         f"unset it for the default {DEFAULT_TIMEOUT_S:g}")
+    return timedelta(seconds=seconds)
 
 
 def init_distributed(device_type):
@@ -13,7 +36,10 @@ def init_distributed(device_type):
     if world == 1:
         return 0, 1, 0
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+        timeout = collective_timeout()
+        if device_type == "cuda":
+            os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1")  # read when the NCCL group is made
+        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo", timeout=timeout)
     return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 

@@ -1,0 +1,24 @@
+"""The README's quick start runs as written (only its data path is pointed at the shared data)."""
+import re
+import time
+
+from conftest import REPO
+
+
+def quick_start_code(readme):
+    """The ```python blocks of the README's "Quick start" section, joined."""
+    section = readme.split("\n## Quick start\n", 1)[1].split("\n## ", 1)[0]
+    return "\n".join(re.findall(r"```python\n(.*?)```", section, flags=re.S))
+
+
+def test_quick_start_runs(data_dir, tmp_path, monkeypatch):
+    code = quick_start_code((REPO / "README.md").read_text(encoding="utf-8"))
+    assert "danlu.train(" in code and "load_pretrained(" in code  # the section is found and has its snippets
+    monkeypatch.chdir(tmp_path)  # the run directory goes to ./runs
+    start = time.perf_counter()
+    namespace = {}
+    exec(compile(code.replace('"../shared/data/mnist"', repr(str(data_dir / "mnist"))), "README.md", "exec"), namespace)
+    # what the snippet claims: a trained run's metrics, predictions for its 4 inputs
+    assert 0 <= namespace["trainer"].history[-1]["val_acc1"] <= 100
+    assert namespace["labels"].shape == (4,) and namespace["probs"].shape == (4, 10)
+    assert time.perf_counter() - start < 60  # a quick start, not a training run
