@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 
@@ -65,3 +67,10 @@ def test_corrupt_weight_file_is_named(tmp_path):
     bad_pth.write_bytes(b"\x80\x04garbage")
     with pytest.raises(ValueError, match="bad.pth' could not be read"):
         load_pretrained(_tiny(), bad_pth)
+
+
+@pytest.mark.parametrize("kwargs, message", [({"num_classes": -1}, "num_classes must be 0 (a backbone) or more, got -1"),
+                                             ({"in_chans": 0}, "in_chans must be at least 1, got 0")])
+def test_impossible_sizes_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        danlu.create_model("simple_cnn", **kwargs)

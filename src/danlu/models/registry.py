@@ -75,6 +75,10 @@ def create_model(name: str, pretrained: bool | str = False, num_classes: int | N
     is downloaded, so `pretrained=True` without a path is an error.
     """
     _check_name(name)
+    if num_classes is not None and num_classes < 0:
+        raise ValueError(f"num_classes must be 0 (a backbone) or more, got {num_classes}")
+    if in_chans is not None and in_chans < 1:
+        raise ValueError(f"in_chans must be at least 1, got {in_chans}")
     for key, value in (("num_classes", num_classes), ("in_chans", in_chans), ("img_size", img_size)):
         if value is not None:
             kwargs[key] = value
