@@ -242,16 +242,21 @@ def _export(args):
     return 0
 
 
-def _add_erf(sub):
-    p = sub.add_parser("erf", help="effective receptive field: heat-map PNG and high-contribution area ratios")
-    p.add_argument("--model", help="registered model name (default: the --weights run's)")
-    p.add_argument("--weights", help="a run or checkpoint directory (its model, normalisation and channels), or with "
-                   "--model a weights file; without it the model is measured at initialisation")
+def _model_source_flags(p, weights_help, required=False):
+    """--weights, --model, --num-classes, --img-size: where erf and gradcam get their model."""
+    p.add_argument("--weights", required=required, help=weights_help)
+    p.add_argument("--model", help="registered model name, for a plain weights file (default: the --weights run's)")
     p.add_argument("--num-classes", type=_count("--num-classes", 1), default=None,
                    help="classes a --model weights file was trained for (default: the model's)")
+    p.add_argument("--img-size", type=_size, default=None, help="input size of a --model, 224 or HxW (default: the model's)")
+
+
+def _add_erf(sub):
+    p = sub.add_parser("erf", help="effective receptive field: heat-map PNG and high-contribution area ratios")
+    _model_source_flags(p, "a run or checkpoint directory (its model, normalisation and channels), or with --model "
+                        "a weights file; without it the model is measured at initialisation")
     p.add_argument("--images", help="folder of images; without it uniform-noise images are used")
     p.add_argument("--num-images", type=_count("--num-images", 1), default=8, help="images to average over (default 8)")
-    p.add_argument("--img-size", type=_size, default=None, help="input size of a --model, 224 or HxW (default: the model's)")
     p.add_argument("--out", default=None, help="heat-map PNG to write")
     p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the noise images")
     p.set_defaults(func=_erf)
@@ -266,17 +271,13 @@ def _erf(args):
 
 def _add_gradcam(sub):
     p = sub.add_parser("gradcam", help="Grad-CAM overlay PNG: where the evidence for a class lies in an image")
-    p.add_argument("--weights", required=True, help="a run or checkpoint directory (its model, normalisation, channels "
-                   "and class names), or with --model a weights file (safetensors or PyTorch)")
-    p.add_argument("--model", help="registered model name, for a plain weights file (default: the --weights run's)")
-    p.add_argument("--num-classes", type=_count("--num-classes", 1), default=None,
-                   help="classes a --model weights file was trained for (default: the model's)")
+    _model_source_flags(p, "a run or checkpoint directory (its model, normalisation, channels and class names), or "
+                        "with --model a weights file (safetensors or PyTorch)", required=True)
     p.add_argument("--image", required=True, help="image file")
     p.add_argument("--out", default="gradcam.png", help="output PNG (default gradcam.png)")
     p.add_argument("--target-layer", default=None, help="submodule name, e.g. stages.3 or blocks.11.norm1 "
                    "(default: the last feature map the class depends on)")
     p.add_argument("--class-idx", type=int, default=None, help="class to explain (default: the predicted one)")
-    p.add_argument("--img-size", type=_size, default=None, help="input size of a --model, 224 or HxW (default: the model's)")
     p.set_defaults(func=_gradcam)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import IterableDataset, Subset
 
-from ..data import build_transforms, create_dataset, split_dataset
+from ..data import DataBundle, build_transforms, create_dataset, split_dataset
 from ..data.augment.pipeline import build_eval_transform, build_train_transform
 from ..data.datasets import SampleSeeded, with_transform
 from ..data.registry import dataset_builder
@@ -18,7 +18,7 @@ from .distributed import barrier, configure_threads, init_distributed, is_main
 from .trainer import Trainer, select_device
 
 
-def is_streamed(bundle):
+def is_streamed(bundle: DataBundle) -> bool:
     """Images decoded per sample at their own sizes (no one stored size)."""
     return bundle.input_size is None or None in bundle.input_size
 
@@ -51,7 +51,7 @@ def _image_transforms(cfg, bundle, img_size):
     return train_transform, eval_transform if streamed else build_transforms(img_size, mean, std, "none")
 
 
-def build_data(cfg):
+def build_data(cfg: TrainConfig) -> tuple:
     """(bundle, train set, validation set, image size or None) with transforms applied."""
     kwargs = dict(cfg.dataset_kwargs)
     if cfg.img_size and "img_size" in inspect.signature(dataset_builder(cfg.dataset)).parameters:
@@ -88,7 +88,7 @@ def build_data(cfg):
     return bundle, train, val, img_size
 
 
-def model_kwargs_for(cfg, bundle, img_size):
+def model_kwargs_for(cfg: TrainConfig, bundle: DataBundle, img_size) -> dict:
     """Keyword arguments that fit the model to the data: classes, channels and size of images; for
     tokens the vocabulary's size and its word vectors (`embedding`) when the data set has them, and one
     logit for two classes. `cfg.model_kwargs` override what the data implies."""
@@ -109,7 +109,7 @@ def model_kwargs_for(cfg, bundle, img_size):
     return kwargs
 
 
-def model_info(cfg, bundle, kwargs, img_size):
+def model_info(cfg: TrainConfig, bundle: DataBundle, kwargs: dict, img_size) -> dict:
     """What `evaluate` / `predict` need to rebuild the model from its weights file alone (JSON)."""
     evaluation = {}
     if bundle.input_kind == "image" and is_streamed(bundle):  # validation images were resized and centre-cropped
@@ -132,7 +132,7 @@ def _jsonable(d):
     return out
 
 
-def make_run_dir(cfg):
+def make_run_dir(cfg: TrainConfig) -> Path:
     """A new run directory under `cfg.out` (config.yaml is written when training starts); a name that
     already holds a run's checkpoints is refused, never overwritten."""
     name = cfg.name or f"{cfg.model}-{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -150,7 +150,7 @@ def make_run_dir(cfg):
     return run_dir
 
 
-def load_run_config(run_dir):
+def load_run_config(run_dir) -> TrainConfig:
     from .config import read_yaml
     values = read_yaml(Path(run_dir) / "config.yaml")
     if values.get("custom_model"):
@@ -160,7 +160,7 @@ def load_run_config(run_dir):
     return TrainConfig.from_dict(values, f"{run_dir}/config.yaml")
 
 
-def build_trainer(cfg, resume=None):
+def build_trainer(cfg: TrainConfig, resume=None) -> Trainer:
     """A Trainer for `cfg`; with `resume` (a run directory) it continues that run in place."""
     if cfg.threads:
         configure_threads(cfg.threads)

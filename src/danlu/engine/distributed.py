@@ -17,7 +17,7 @@ import torch.distributed as dist
 TIMEOUT_ENV, DEFAULT_TIMEOUT_S = "DANLU_DIST_TIMEOUT", 600.0
 
 
-def collective_timeout():
+def collective_timeout() -> timedelta:
     """How long a collective waits for the other processes ($DANLU_DIST_TIMEOUT seconds)."""
     text = os.environ.get(TIMEOUT_ENV, str(DEFAULT_TIMEOUT_S))
     try:
@@ -30,7 +30,7 @@ def collective_timeout():
     return timedelta(seconds=seconds)
 
 
-def init_distributed(device_type):
+def init_distributed(device_type: str) -> tuple[int, int, int]:
     """Join the process group torchrun describes; returns (rank, world_size, local_rank)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
@@ -43,7 +43,7 @@ def init_distributed(device_type):
     return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
-def configure_threads(threads=None):
+def configure_threads(threads: int | None = None) -> None:
     """torch's CPU threads: `threads`, else (unless OMP_NUM_THREADS says) this process's share of the cores
     it may run on, so that torchrun's processes do not oversubscribe the machine."""
     import torch
@@ -53,23 +53,23 @@ def configure_threads(threads=None):
     torch.set_num_threads(threads or max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
 
 
-def is_distributed():
+def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-def rank():
+def rank() -> int:
     return dist.get_rank() if is_distributed() else 0
 
 
-def world_size():
+def world_size() -> int:
     return dist.get_world_size() if is_distributed() else 1
 
 
-def is_main():
+def is_main() -> bool:
     return rank() == 0
 
 
-def all_reduce_sum(values, device):
+def all_reduce_sum(values: list, device) -> list:
     """Sum a list of numbers over all processes."""
     if not is_distributed():
         return list(values)
@@ -78,11 +78,11 @@ def all_reduce_sum(values, device):
     return t.tolist()
 
 
-def barrier():
+def barrier() -> None:
     if is_distributed():
         dist.barrier()
 
 
-def cleanup():
+def cleanup() -> None:
     if is_distributed():
         dist.destroy_process_group()
