@@ -1,3 +1,4 @@
+import json
 import os
 from pathlib import Path
 
@@ -7,22 +8,32 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _shared(variable, folder, what):
+    path = Path(os.environ.get(variable, REPO.parent / "shared" / folder))
+    if not path.is_dir():
+        pytest.skip(f"{what} not found at {path}; set {variable} to the shared {folder} folder")
+    return path
+
+
 @pytest.fixture(scope="session")
 def data_dir():
     """The shared real data (MNIST, CIFAR-10, rt-polarity, images): $DANLU_DATA or ../shared/data."""
-    path = Path(os.environ.get("DANLU_DATA", REPO.parent / "shared" / "data"))
-    if not path.is_dir():
-        pytest.skip(f"real data not found at {path}; set DANLU_DATA to the shared data folder")
-    return path
+    return _shared("DANLU_DATA", "data", "real data")
 
 
 @pytest.fixture(scope="session")
 def spec_dir():
     """The shared specification files (official key lists, reference notes): $DANLU_SPEC or ../shared/spec."""
-    path = Path(os.environ.get("DANLU_SPEC", REPO.parent / "shared" / "spec"))
-    if not path.is_dir():
-        pytest.skip(f"spec folder not found at {path}; set DANLU_SPEC to the shared spec folder")
-    return path
+    return _shared("DANLU_SPEC", "spec", "spec folder")
+
+
+@pytest.fixture(scope="session")
+def tnt_spec(spec_dir):
+    """The official TNT / PyramidTNT state-dict keys and shapes."""
+    path = spec_dir / "tnt_official_state_dicts.json"
+    if not path.is_file():
+        pytest.skip(f"official state-dict spec not found at {path}; set DANLU_SPEC to the shared spec folder")
+    return json.loads(path.read_text())
 
 
 @pytest.fixture(autouse=True, scope="session")

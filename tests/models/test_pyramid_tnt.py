@@ -1,6 +1,5 @@
 """PyramidTNT against the official model: state-dict keys/shapes and parameter counts from the official
 code (spec JSON), MACs from the readme, and a forward pass re-written from the official code."""
-import json
 import math
 
 import pytest
@@ -23,11 +22,8 @@ TINY = dict(depths=(1, 2, 1, 1), outer_dims=(16, 32, 64, 64), inner_dims=(4, 8, 
 
 
 @pytest.fixture(scope="module")
-def spec(spec_dir):
-    path = spec_dir / "tnt_official_state_dicts.json"
-    if not path.is_file():
-        pytest.skip(f"official state-dict spec not found at {path}; set DANLU_SPEC to the shared spec folder")
-    return json.loads(path.read_text())
+def spec(tnt_spec):
+    return tnt_spec
 
 
 def _official_state_dict(spec, name):

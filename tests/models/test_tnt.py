@@ -1,6 +1,5 @@
 """TNT against the official model: keys/shapes/parameter counts (spec JSON), MACs (readme), a forward pass
 transcribed from the official tnt.py, and loading official and timm-renamed checkpoints."""
-import json
 
 import pytest
 import torch
@@ -23,11 +22,8 @@ TIMM_RENAMES = [("outer_pos", "patch_pos"), ("inner_pos", "pixel_pos"), ("patch_
 
 
 @pytest.fixture(scope="module")
-def spec(spec_dir):
-    path = spec_dir / "tnt_official_state_dicts.json"
-    if not path.is_file():
-        pytest.skip(f"official state-dict spec not found at {path}; set DANLU_SPEC to the shared spec folder")
-    return json.loads(path.read_text())
+def spec(tnt_spec):
+    return tnt_spec
 
 
 @pytest.fixture(scope="module")
