@@ -22,3 +22,24 @@ def test_quick_start_runs(data_dir, tmp_path, monkeypatch):
     assert 0 <= namespace["trainer"].history[-1]["val_acc1"] <= 100
     assert namespace["labels"].shape == (4,) and namespace["probs"].shape == (4, 10)
     assert time.perf_counter() - start < 60  # a quick start, not a training run
+
+
+def test_optimizer_snippets_run():
+    """The "Optimizers" section's python blocks: the factory calls and a new optimizer from the pieces."""
+    import torch
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Optimizers", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(blocks) == 2
+    namespace = {}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["sched"].interval == "step" and len(namespace["opt"].param_groups) == 2
+    w = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    opt = namespace["CenteredAdam"]([w], lr=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        (w ** 2).sum().backward()
+        opt.step()
+    assert torch.all(w.abs() < torch.tensor([1.0, 2.0]))  # it descends
