@@ -2,6 +2,7 @@
 import re
 import time
 
+import pytest
 from conftest import REPO
 
 
@@ -43,3 +44,29 @@ def test_optimizer_snippets_run():
         (w ** 2).sum().backward()
         opt.step()
     assert torch.all(w.abs() < torch.tensor([1.0, 2.0]))  # it descends
+
+
+def _section_blocks(title):
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split(f"\n### {title}", 1)[1].split("\n### ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("title, files", [("PyramidTNT and TNT", {"ptnt-s-82.0.pth.tar": "ptnt_s_patch16_256"}),
+                                          ("ParC and Fast-ParC", {"official_parc_convnext_xt.pth": "parc_convnext_xt"})])
+def test_model_snippets_run(title, files, tmp_path, monkeypatch):
+    """The model sections' python blocks, with the weight files they name written from danlu's own models
+    (the official files load the same way: tests/models compare against their real key lists)."""
+    import torch
+
+    import danlu
+
+    monkeypatch.chdir(tmp_path)
+    for name, model in files.items():
+        torch.save({"state_dict": danlu.create_model(model).state_dict()}, name)
+    blocks = _section_blocks(title)
+    assert blocks
+    namespace = {"torch": torch, "danlu": danlu}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)
