@@ -111,6 +111,20 @@ def test_any_invalid_value_of_a_valid_option_is_one_error_line_and_exit_status_2
     _error(capsys)
 
 
+CONFIG_BAD_VALUES = {flag[2:].replace("-", "_"): values for flag, values in BAD_VALUES.items() if flag != "--recipe"}
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(sorted(CONFIG_BAD_VALUES)), min_size=1, max_size=3, unique=True).flatmap(
+    lambda names: st.tuples(*[st.tuples(st.just(n), st.sampled_from(CONFIG_BAD_VALUES[n])) for n in names])))
+def test_any_invalid_value_in_a_config_file_is_one_error_line_and_exit_status_2(capsys, tmp_path, pairs):
+    config = tmp_path / "bad.yaml"  # the value as it would be written in YAML (a text that is not YAML included)
+    config.write_text("".join(f"{name}: {value}\n" for name, value in pairs))
+    TRIED.append(pairs)
+    assert main(["train", "--print-config", "--config", str(config)]) == 2, pairs
+    _error(capsys)
+
+
 def test_the_property_test_tried_many_inputs():
-    assert len(TRIED) >= 300  # reported: the count of bad inputs tried
+    assert len(TRIED) >= 500  # reported: the count of bad command lines and config files tried
     print(f"property test tried {len(TRIED)} argument lists")
