@@ -2,6 +2,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 from image_tree import write_image_tree
 from safetensors.torch import load_file
@@ -54,3 +55,14 @@ def test_two_streaming_processes_equal_one_with_the_same_global_batch(tmp_path):
     assert ddp.keys() == single.keys()
     for key in single:
         torch.testing.assert_close(ddp[key], single[key], atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow
+def test_a_two_process_run_resumes_from_its_last_checkpoint_exactly(tmp_path):
+    common = ["--batch-size", "8", "--out", str(tmp_path)]
+    _run([*common, "--name", "straight", "--epochs", "2"], nproc=2)
+    _run([*common, "--name", "split", "--epochs", "1"], nproc=2)
+    _run(["--resume", str(tmp_path / "split"), "--epochs", "2"], nproc=2)
+    straight = load_file(str(tmp_path / "straight/checkpoints/epoch_0002/model.safetensors"))
+    resumed = load_file(str(tmp_path / "split/checkpoints/epoch_0002/model.safetensors"))
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
