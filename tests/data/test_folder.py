@@ -11,7 +11,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from danlu.data import create_dataset, folder
-from danlu.data.datasets import TensorImageDataset
+from danlu.data.datasets import SampleSeeded, TensorImageDataset
 from danlu.data.file_dataset import FileImageDataset, ImageIndex
 from danlu.data.folder import IMAGENET_MEAN, index_folder, index_split
 
@@ -98,8 +98,9 @@ def test_truncated_image_is_skipped_once_with_a_warning(tmp_path):
 
 
 def test_sample_seed_seeds_random_before_the_transform(tmp_path):
-    ds = FileImageDataset(index_folder(_tree(tmp_path / "data", ["train/a/0.png", "train/a/1.png"]) / "train"),
-                          transform=lambda img: torch.tensor([img.getpixel((0, 0))[0], random.random()]))
+    ds = SampleSeeded(FileImageDataset(index_folder(_tree(tmp_path / "data", ["train/a/0.png", "train/a/1.png"])
+                                                    / "train"),
+                                       transform=lambda img: torch.tensor([img.getpixel((0, 0))[0], random.random()])))
     first = ds[(1, 123)][0]
     assert first.tolist() == [10.0, pytest.approx(random.Random(123).random(), abs=1e-7)]
     assert torch.equal(ds[(1, 123)][0], first) and not torch.equal(ds[(1, 124)][0], first)

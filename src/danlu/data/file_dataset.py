@@ -5,7 +5,6 @@ main process share it without touching (and so copying) millions of reference co
 import io
 import operator
 import os
-import random
 import tarfile
 import warnings
 from dataclasses import dataclass
@@ -14,6 +13,8 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
+
+from .augment.pipeline import pil_to_tensor as any_tensor
 
 
 @dataclass
@@ -40,13 +41,13 @@ class ImageIndex:
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
     """An image as RGB uint8 (3, H, W)."""
-    return torch.from_numpy(np.array(img.convert("RGB"))).permute(2, 0, 1)
+    return any_tensor(img.convert("RGB"))
 
 
 class FileImageDataset(Dataset):
     """Items `(transform(image), label)` of an ImageIndex, each file opened (not decoded) by PIL when
     asked for; `transform` (PIL image -> uint8 (3, H, W) tensor) decodes it, and without one the image
-    comes at its own size. A key `(index, sample_seed)` seeds Python's `random` before the transform.
+    comes at its own size. (Per-sample seeds come from `datasets.SampleSeeded`, which wraps it in training.)
 
     An unreadable file is skipped with a warning, once per file and process, and the next readable
     image is returned instead, so that one bad file among millions cannot stop a long run."""
@@ -84,16 +85,13 @@ class FileImageDataset(Dataset):
             return Image.open(self.index.path(i))
         return Image.open(io.BytesIO(self.read_bytes(i)))
 
-    def __getitem__(self, key):
-        i, seed = key if isinstance(key, tuple) else (key, None)
+    def __getitem__(self, i):
         i, n = operator.index(i), len(self)
         if not 0 <= i < n:
             raise IndexError(f"index {i} is out of range for {n} images")
         for j in (k % n for k in range(i, i + n)):
             if j in self.bad:
                 continue
-            if seed is not None:
-                random.seed(seed)
             try:
                 with self.open_image(j) as img:
                     x = self.transform(img) if self.transform else pil_to_tensor(img)

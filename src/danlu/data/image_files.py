@@ -1,10 +1,10 @@
 """Reading single image files (for predict, ERF, Grad-CAM, style transfer) into tensors."""
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from .augment.pipeline import pil_to_tensor
 from .folder import IMAGE_SUFFIXES
 from .transforms import build_transforms
 
@@ -16,11 +16,9 @@ def read_image(path, channels=3):
         raise FileNotFoundError(f"image file '{path}' does not exist; pass the path of a PNG or JPEG file")
     try:
         with Image.open(path) as img:
-            array = np.array(img.convert("L" if channels == 1 else "RGB"))
+            return pil_to_tensor(img.convert("L" if channels == 1 else "RGB")).contiguous()
     except (UnidentifiedImageError, OSError) as e:
         raise ValueError(f"'{path}' is not an image file that Pillow can read ({e}); pass a PNG or JPEG") from None
-    x = torch.from_numpy(array)
-    return x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1).contiguous()
 
 
 def list_images(folder):

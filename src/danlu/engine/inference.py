@@ -8,8 +8,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..data.image_files import read_image
-from ..data.transforms import Normalize, ToFloat, build_transforms
+from ..data.image_files import load_images, read_image
+from ..data.transforms import Normalize, ToFloat
 from ..models import create_model
 from . import checkpoint as ckpt
 from .batch import BatchTransform
@@ -95,12 +95,11 @@ def image_batch(paths: Sequence[str | Path], info: dict) -> torch.Tensor:
     """Normalised (N, C, H, W) inputs for the model from image files, prepared as its validation images
     were: resized (small in-memory sets) or resized and centre-cropped (the ImageNet pipeline)."""
     channels = info["model_kwargs"].get("in_chans", 3)
-    if info.get("eval_crop_pct"):
-        from ..data.augment.pipeline import build_eval_transform
-        crop = build_eval_transform(info["img_size"], info["eval_crop_pct"], info.get("eval_interpolation", "bicubic"))
-        prepare = _then_normalize(crop, info)
-    else:
-        prepare = build_transforms(info["img_size"], info["mean"], info["std"])
+    if not info.get("eval_crop_pct"):
+        return load_images(paths, info["img_size"], info["mean"], info["std"], channels)
+    from ..data.augment.pipeline import build_eval_transform
+    crop = build_eval_transform(info["img_size"], info["eval_crop_pct"], info.get("eval_interpolation", "bicubic"))
+    prepare = _then_normalize(crop, info)
     return torch.stack([prepare(read_image(p, channels)) for p in paths])
 
 
