@@ -1,13 +1,16 @@
-"""Optimizer step time, danlu.optim vs torch.optim, over the parameters of vit_small_patch16_224 (22M).
+"""Optimizer step time, danlu.optim (fused and eager) vs torch.optim, over the parameters of vit_small_patch16_224 (22M).
 
-For each optimizer: three copies of the parameters with the same fixed gradients, stepped by ours, torch's
-foreach=True and torch's foreach=False, interleaved within each repeat so machine load hits all three alike.
-Time is this process's CPU time by default (`--clock cpu`): on a shared machine the wall clock mostly measures
-the other jobs. Ratio per repeat = ours / faster-of(torch foreach, torch for-loop); the table gives medians over
-the repeats.
-SWATS (no torch counterpart; Adam phase, which is the costlier one) is compared with torch's Adam.
+For each optimizer: copies of the parameters with the same fixed gradients, stepped by ours fused (the default at
+this size), ours eager (`fused=False`, the reference path), and torch's fused=True (where torch has it), foreach=True
+and foreach=False, interleaved within each repeat so machine load hits all alike. Time is this process's CPU time by
+default (`--clock cpu`): on a shared machine the wall clock mostly measures the other jobs. Ratio per repeat = ours /
+best torch path (fastest of fused, foreach, for-loop); the table gives medians over the repeats. Targets: at most
+1.1x torch's fused where torch has one, at most 0.5x its faster of foreach / for-loop where it has none. SWATS (no
+torch counterpart; its Adam phase, the costlier one) is compared with torch's Adam without fused. `compile s` is
+the wall time of our fused first step minus a later step: tracing and compiling the chain (cached on disk by
+inductor, so a second run of this script is faster).
 
-    python benchmarks/bench_optim.py [--repeats 7] [--steps 3] [--threads N] [--only adam,sgd]
+    python benchmarks/bench_optim.py [--repeats 7] [--steps 3] [--threads N] [--only adam,sgd_nesterov]
 """
 import argparse
 import statistics
@@ -18,16 +21,16 @@ import torch
 import danlu
 from danlu import optim
 
-CASES = {  # name: (our class, torch class, kwargs for both)
-    "sgd_momentum": (optim.SGD, torch.optim.SGD, dict(lr=0.1, momentum=0.9)),
-    "sgd_nesterov": (optim.SGD, torch.optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True)),
-    "adagrad": (optim.Adagrad, torch.optim.Adagrad, {}),
-    "adadelta": (optim.Adadelta, torch.optim.Adadelta, {}),
-    "rmsprop": (optim.RMSprop, torch.optim.RMSprop, {}),
-    "adam": (optim.Adam, torch.optim.Adam, {}),
-    "adamw": (optim.AdamW, torch.optim.AdamW, {}),
-    "nadam": (optim.NAdam, torch.optim.NAdam, {}),
-    "swats": (optim.SWATS, torch.optim.Adam, {}),  # its Adam phase against torch's Adam: target 1.5
+CASES = {  # name: (our class, torch class, kwargs for both, whether torch has fused=True)
+    "sgd_momentum": (optim.SGD, torch.optim.SGD, dict(lr=0.1, momentum=0.9), True),
+    "sgd_nesterov": (optim.SGD, torch.optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True), True),
+    "adagrad": (optim.Adagrad, torch.optim.Adagrad, {}, True),
+    "adam": (optim.Adam, torch.optim.Adam, {}, True),
+    "adamw": (optim.AdamW, torch.optim.AdamW, {}, True),
+    "adadelta": (optim.Adadelta, torch.optim.Adadelta, {}, False),
+    "rmsprop": (optim.RMSprop, torch.optim.RMSprop, {}, False),
+    "nadam": (optim.NAdam, torch.optim.NAdam, {}, False),
+    "swats": (optim.SWATS, torch.optim.Adam, {}, False),
 }
 
 
@@ -45,17 +48,27 @@ def time_steps(opt, steps, clock):
     return (clock() - t0) / steps
 
 
-def bench(template, ours_cls, torch_cls, kw, repeats, steps, clock):
-    opts = {"ours": ours_cls(make_params(template), **kw),
-            "torch_foreach": torch_cls(make_params(template), foreach=True, **kw),
-            "torch_loop": torch_cls(make_params(template), foreach=False, **kw)}
-    for o in opts.values():  # first step allocates state
-        o.step()
+def bench(template, ours_cls, torch_cls, kw, has_fused, repeats, steps, clock):
+    opts = {"fused": ours_cls(make_params(template), fused=True, **kw),
+            "eager": ours_cls(make_params(template), fused=False, **kw)}
+    if has_fused:
+        opts["torch_fused"] = torch_cls(make_params(template), fused=True, **kw)
+    opts["torch_foreach"] = torch_cls(make_params(template), foreach=True, **kw)
+    opts["torch_loop"] = torch_cls(make_params(template), foreach=False, **kw)
+    t0 = time.perf_counter()
+    opts["fused"].step()  # the first step traces and compiles; every first step allocates state
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    opts["fused"].step()
+    compile_s = first - (time.perf_counter() - t0)
+    for k, o in opts.items():
+        if k != "fused":
+            o.step()
     times = {k: [] for k in opts}
     for _ in range(repeats):
         for k, o in opts.items():
             times[k].append(time_steps(o, steps, clock))
-    return times
+    return times, compile_s
 
 
 def main(argv=None):
@@ -76,18 +89,22 @@ def main(argv=None):
     print(f"vit_small_patch16_224: {len(template)} tensors, {n / 1e6:.1f}M params; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; {args.clock} clock; {args.repeats} repeats x {args.steps} steps; "
           "medians in ms")
-    print("| optimizer | ours | torch foreach | torch for-loop | ratio ours/best torch | target |")
-    print("|---|---|---|---|---|---|")
+    print("| optimizer | ours fused | ours eager | torch fused | torch foreach | torch for-loop | fused / best torch "
+          "| eager / best torch | target | compile s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     only = set(args.only.split(",")) if args.only else None
-    for name, (ours_cls, torch_cls, kw) in CASES.items():
+    for name, (ours_cls, torch_cls, kw, has_fused) in CASES.items():
         if only and name not in only:
             continue
-        t = bench(template, ours_cls, torch_cls, kw, args.repeats, args.steps, clock)
-        ratio = statistics.median(o / min(fe, lo) for o, fe, lo in zip(t["ours"], t["torch_foreach"], t["torch_loop"]))
-        med = {k: statistics.median(v) * 1e3 for k, v in t.items()}
-        target = {"adadelta": "-", "swats": "<= 1.5 (vs torch Adam)"}.get(name, "<= 1.15")
-        print(f"| {name} | {med['ours']:.1f} | {med['torch_foreach']:.1f} | {med['torch_loop']:.1f} | "
-              f"{ratio:.2f} | {target} |")
+        t, compile_s = bench(template, ours_cls, torch_cls, kw, has_fused, args.repeats, args.steps, clock)
+        torch_keys = [k for k in t if k.startswith("torch")]
+        best = [min(r) for r in zip(*(t[k] for k in torch_keys))]
+        ratio = {k: statistics.median(o / b for o, b in zip(t[k], best)) for k in ("fused", "eager")}
+        med = {k: f"{statistics.median(v) * 1e3:.1f}" for k, v in t.items()}
+        target = "<= 1.1" if has_fused else "<= 0.5"
+        print(f"| {name} | {med['fused']} | {med['eager']} | {med.get('torch_fused', '-')} | {med['torch_foreach']} | "
+              f"{med['torch_loop']} | {ratio['fused']:.2f} | {ratio['eager']:.2f} | {target} | {compile_s:.1f} |")
+
 
 if __name__ == "__main__":
     main()

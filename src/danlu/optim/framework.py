@@ -9,12 +9,13 @@ Every optimizer from SGD to Nadam does the same four things at step t:
 
 A piece is one of those choices (an EMA first moment, a sum-of-squares second moment, ...). An optimizer is a
 `ChainOptimizer` whose `chain(group)` lists its pieces; the pieces build a `Direction` -- the step kept as
-sum_i c_i * m_i / den, unevaluated -- and `descent(lr)` applies it with one fused `addcdiv_` per term, so the
-framework costs no extra passes over memory. Every piece works on lists of tensors with `torch._foreach_*` ops
-(the multi-tensor path). On GPU one call covers a whole bucket. On CPU whole-list foreach is slower than torch's
-per-parameter loop, because each op then streams every tensor through memory before the next op starts; so there
-the lists are grouped into tiles of about `CPU_TILE_NUMEL` elements -- small tensors (biases, norms) share one call,
-a large tensor is a tile by itself -- and all of a tile's ops run while it is still in cache.
+sum_i c_i * m_i / den, unevaluated -- and `descent(lr)` applies it with one fused `addcdiv_` per term.
+
+The pieces are written in the list-of-tensors ops of `ops`, so one chain runs two ways. Eagerly (`fused=False`,
+the reference) every op is a `torch._foreach_*` call; on GPU one call covers a whole bucket, on CPU the lists are
+grouped into tiles of about `CPU_TILE_NUMEL` elements -- small tensors (biases, norms) share one call, a large tensor
+is a tile by itself -- so all of a tile's ops run while it is still in cache. Fused (`fused=True`, see `fused`), the
+same pieces are traced into one compiled kernel that reads and writes each tensor once per step.
 
 Composing a new optimizer takes a few lines. Adam with a centred second moment (V_t = EMA(g^2) - EMA(g)^2),
 and two of its steps:
@@ -41,6 +42,8 @@ import torch
 from torch.optim.optimizer import ParamsT
 
 from ..suggest import did_you_mean
+from . import fused as _fused
+from .ops import Foreach
 
 # On CPU, elements per tile of small tensors (measured on ViT-S, 2^12..2^20): their ops share one foreach call.
 CPU_TILE_NUMEL = 2**16
@@ -76,16 +79,17 @@ class Direction:
     """The step under construction: eta = lr * scale * sum_i(c_i * m_i) / den, with den = sqrt(V) + eps.
 
     `g` is the processed gradient, `terms` the first moment as (tensors, coefficient) pairs, `V` the second
-    moment (None for SGD-like rules), `v_correction` its bias correction c (V_hat = V / c), and `eps` /
-    `eps_placement` say where eps goes in the denominator.
+    moment (None for SGD-like rules), `v_correction` its bias correction as (c, sqrt(c)) with V_hat = V / c (None:
+    no correction), and `eps` / `eps_placement` say where eps goes in the denominator. `ops` runs the tensor math.
     """
 
-    def __init__(self, grads, owned):
+    def __init__(self, grads, owned, ops):
+        self.ops = ops
         self.g, self.g_owned = grads, owned  # owned: g is a temporary we may overwrite
         self.terms = [(grads, 1.0)]
         self.scale = 1.0
         self.V, self.V_owned = None, False
-        self.v_correction, self.eps, self.eps_placement = 1.0, 0.0, "outside"
+        self.v_correction, self.eps, self.eps_placement = None, 0.0, "outside"
         self._den = None
 
     def set_gradient(self, grads, owned):
@@ -97,62 +101,77 @@ class Direction:
     def denominator(self):
         """The denominator with eps placed as the optimizer's paper/torch places it (computed once, then cached)."""
         if self._den is None and self.V is not None:
-            c, eps = self.v_correction, self.eps
+            ops, corr, eps = self.ops, self.v_correction, self.eps
             if self.eps_placement == "inside":  # AdaDelta: sqrt(V_hat + eps) = sqrt(V + eps c) / sqrt(c)
-                den = torch._foreach_add(self.V, eps * c)
-                torch._foreach_sqrt_(den)
-                self.scale *= math.sqrt(c)
+                den = ops.add(self.V, eps if corr is None else eps * corr[0])
+                ops.sqrt_(den)
+                if corr is not None:
+                    self.scale = self.scale * corr[1]
             else:
-                if self.eps_placement == "corrected_root" and c != 1.0:  # torch's NAdam: sqrt(V / c) + eps
-                    den = torch._foreach_div(self.V, c)
-                    torch._foreach_sqrt_(den)
+                if self.eps_placement == "corrected_root" and corr is not None:  # torch's NAdam: sqrt(V / c) + eps
+                    den = ops.div(self.V, corr[0])
+                    ops.sqrt_(den)
                 elif self.V_owned:
-                    torch._foreach_sqrt_(self.V)
+                    ops.sqrt_(self.V)
                     den = self.V
                 else:
-                    den = torch._foreach_sqrt(self.V)
-                if self.eps_placement == "raw":  # SWATS paper: sqrt(V) + eps, the correction moves to m
-                    self.scale *= math.sqrt(c)
-                elif self.eps_placement == "outside" and c != 1.0:  # torch's Adam: sqrt(V) / sqrt(c) + eps
-                    torch._foreach_div_(den, math.sqrt(c))
-                torch._foreach_add_(den, eps)
+                    den = ops.sqrt(self.V)
+                if corr is not None and self.eps_placement == "raw":  # SWATS paper: sqrt(V) + eps, c moves to m
+                    self.scale = self.scale * corr[1]
+                elif corr is not None and self.eps_placement == "outside":  # torch's Adam: sqrt(V) / sqrt(c) + eps
+                    ops.div_(den, corr[1])
+                ops.add_(den, eps)
             self._den = den
         return self._den
 
     def materialize(self):
         """Evaluate the direction into one fresh tensor list r; the step becomes the single term (r, c)."""
-        den = self.denominator()
+        ops, den = self.ops, self.denominator()
         (x, c), *rest = self.terms
-        out = torch._foreach_div(x, den) if den is not None else [t.clone() for t in x]
+        out = ops.div(x, den) if den is not None else ops.clone(x)
         for y, cy in rest:
             if den is not None:
-                torch._foreach_addcdiv_(out, y, den, cy / c)
+                ops.addcdiv_(out, y, den, cy / c)
             else:
-                torch._foreach_add_(out, y, alpha=cy / c)
+                ops.add_(out, y, alpha=cy / c)
         self.terms, self.scale = [(out, c * self.scale)], 1.0
         self.set_second_moment(None)
         return out
 
 
 class Tile:
-    """One tile of a bucket: aligned lists of params and state tensors (`state[key]`), the step t and the group."""
+    """One tile of a bucket: aligned lists of params and state tensors (`state[key]`), and the ops to use on them."""
 
-    __slots__ = ("params", "state", "t", "group")
+    __slots__ = ("params", "state", "ops")
 
-    def __init__(self, params, state, t, group):
-        self.params, self.state, self.t, self.group = params, state, t, group
+    def __init__(self, params, state, ops):
+        self.params, self.state, self.ops = params, state, ops
+
+
+def run_tile(pieces, keys, maximize, ops, params, grads, states):
+    """The chain on one tile: `states` holds one tensor list per state key, in `keys` order."""
+    tile = Tile(params, dict(zip(keys, states)), ops)
+    d = Direction(ops.neg(grads) if maximize else grads, maximize, ops)
+    for piece in pieces:
+        piece(tile, d)
 
 
 # ----------------------------------------------------------------------------------------------- pieces
 class Piece:
     """One stage of the framework. `state` maps a state key to its initial fill value (tensors like the param).
 
-    `prepare(bucket)` runs once per bucket of parameters sharing a step (for scalar state such as NAdam's
-    mu_product); `__call__(tile, d)` runs on every tile and edits the Direction `d`. `name` (the class name)
-    addresses the piece in a chain, see `ChainOptimizer.piece`.
+    `prepare(bucket)` runs on the host once per bucket of parameters sharing a step t and computes that step's
+    coefficients (bias corrections, ...) as Python numbers; it also keeps scalar state such as NAdam's mu_product.
+    `__call__(tile, d)` runs on every tile and edits the Direction `d`, with the ops in `tile.ops` only.
+    The fused path passes every number attribute of a piece as a run-time scalar (a 0-d tensor: no recompiling when
+    a schedule changes lr or betas) and bakes every other attribute into the kernel, so `__call__` computes with the
+    numbers but branches only on the others (flags, names, the chain's shape). `totals` names number attributes
+    that sum a reduction over the group (SWATS's projections) as 0-d tensors. `name` (the class name) addresses the
+    piece in a chain, see `ChainOptimizer.piece`.
     """
 
     state = {}
+    totals = ()
 
     @property
     def name(self) -> str:
@@ -169,25 +188,25 @@ class l2_decay(Piece):
     """Weight decay as L2: g_t <- g_t + wd * w_{t-1} (torch's default `weight_decay`)."""
 
     def __init__(self, wd):
-        self.wd = wd
+        self.wd, self.active = wd, wd != 0
 
     def __call__(self, tile, d):
-        if self.wd:
+        if self.active:
             if d.g_owned:
-                torch._foreach_add_(d.g, tile.params, alpha=self.wd)
+                tile.ops.add_(d.g, tile.params, alpha=self.wd)
             else:
-                d.set_gradient(torch._foreach_add(d.g, tile.params, alpha=self.wd), owned=True)
+                d.set_gradient(tile.ops.add(d.g, tile.params, alpha=self.wd), owned=True)
 
 
 class decoupled_decay(Piece):
     """Decoupled weight decay (AdamW): w <- w * (1 - lr * wd), applied to the weights, not the gradient."""
 
     def __init__(self, wd, lr):
-        self.factor = 1.0 - lr * wd
+        self.factor, self.active = 1.0 - lr * wd, wd != 0
 
     def __call__(self, tile, d):
-        if self.factor != 1.0:
-            torch._foreach_mul_(tile.params, self.factor)
+        if self.active:
+            tile.ops.mul_(tile.params, self.factor)
 
 
 class momentum(Piece):
@@ -202,24 +221,23 @@ class momentum(Piece):
     def __init__(self, mu, dampening=0.0, nesterov=False):
         self.mu, self.dampening, self.nesterov = mu, dampening, nesterov
 
+    def prepare(self, bucket):
+        # torch's SGD starts the buffer as a copy of the first x, without dampening: the zero buffer times 0, plus x
+        self.keep, self.gain = (0.0, 1.0) if bucket.t == 1 else (self.mu, 1.0 - self.dampening)
+
     def __call__(self, tile, d):
-        buf = tile.state["momentum_buffer"]
+        ops, buf = tile.ops, tile.state["momentum_buffer"]
         (x, c), = d.terms
         if d.V is not None:
             den = d.denominator()
-            torch._foreach_mul_(buf, self.mu)
-            torch._foreach_addcdiv_(buf, x, den, c * d.scale)
+            ops.mul_(buf, self.mu)
+            ops.addcdiv_(buf, x, den, c * d.scale)
             d.terms, d.scale = [(buf, 1.0)], 1.0
             d.set_second_moment(None)
             return
-        if tile.t == 1:  # torch's SGD: the buffer starts as a copy of the first gradient, without dampening
-            torch._foreach_copy_(buf, x)
-            if c != 1.0:
-                torch._foreach_mul_(buf, c)
-        else:
-            torch._foreach_mul_(buf, self.mu)
-            torch._foreach_add_(buf, x, alpha=c * (1.0 - self.dampening))
-        d.terms = [(torch._foreach_add(x, buf, alpha=self.mu), c)] if self.nesterov else [(buf, 1.0)]
+        ops.mul_(buf, self.keep)
+        ops.add_(buf, x, alpha=c * self.gain)
+        d.terms = [(ops.add(x, buf, alpha=self.mu), c)] if self.nesterov else [(buf, 1.0)]
 
 
 class ema(Piece):
@@ -230,10 +248,13 @@ class ema(Piece):
     def __init__(self, beta, bias_correction=True):
         self.beta, self.bias_correction = beta, bias_correction
 
+    def prepare(self, bucket):
+        self.c = 1.0 / (1.0 - self.beta**bucket.t) if self.bias_correction else 1.0
+
     def __call__(self, tile, d):
         m = tile.state["exp_avg"]
-        torch._foreach_lerp_(m, d.g, 1.0 - self.beta)
-        d.terms = [(m, 1.0 / (1.0 - self.beta**tile.t) if self.bias_correction else 1.0)]
+        tile.ops.lerp_(m, d.g, 1.0 - self.beta)
+        d.terms = [(m, self.c)]
 
 
 class nesterov_ema(Piece):
@@ -256,7 +277,7 @@ class nesterov_ema(Piece):
 
     def __call__(self, tile, d):
         m = tile.state["exp_avg"]
-        torch._foreach_lerp_(m, d.g, 1.0 - self.beta)
+        tile.ops.lerp_(m, d.g, 1.0 - self.beta)
         d.terms = [(d.g, self.c_grad), (m, self.c_avg)]
 
 
@@ -271,7 +292,7 @@ class sum_of_squares(Piece):
 
     def __call__(self, tile, d):
         V = tile.state["sum"]
-        torch._foreach_addcmul_(V, d.g, d.g, value=1.0)
+        tile.ops.addcmul_(V, d.g, d.g, value=1.0)
         d.set_second_moment(V)
         d.eps = self.eps
 
@@ -290,12 +311,16 @@ class ema_of_squares(Piece):
             beta, eps, bias_correction, eps_placement, key)
         self.state = {key: 0.0}
 
+    def prepare(self, bucket):
+        self.c = 1.0 - self.beta**bucket.t if self.bias_correction else 1.0
+        self.c_root = math.sqrt(self.c)
+
     def __call__(self, tile, d):
         V = tile.state[self.key]
-        torch._foreach_mul_(V, self.beta)
-        torch._foreach_addcmul_(V, d.g, d.g, value=1.0 - self.beta)
+        tile.ops.mul_(V, self.beta)
+        tile.ops.addcmul_(V, d.g, d.g, value=1.0 - self.beta)
         d.set_second_moment(V)
-        d.v_correction = 1.0 - self.beta**tile.t if self.bias_correction else 1.0
+        d.v_correction = (self.c, self.c_root) if self.bias_correction else None
         d.eps, d.eps_placement = self.eps, self.eps_placement
 
 
@@ -309,8 +334,8 @@ class centered(Piece):
 
     def __call__(self, tile, d):
         avg = tile.state["grad_avg"]
-        torch._foreach_lerp_(avg, d.g, 1.0 - self.beta)
-        d.set_second_moment(torch._foreach_addcmul(d.V, avg, avg, value=-1.0), owned=True)
+        tile.ops.lerp_(avg, d.g, 1.0 - self.beta)
+        d.set_second_moment(tile.ops.addcmul(d.V, avg, avg, value=-1.0), owned=True)
 
 
 class running_max(Piece):
@@ -320,7 +345,7 @@ class running_max(Piece):
 
     def __call__(self, tile, d):
         vmax = tile.state["max_exp_avg_sq"]
-        torch._foreach_maximum_(vmax, d.V)
+        tile.ops.maximum_(vmax, d.V)
         d.set_second_moment(vmax)
 
 
@@ -334,13 +359,13 @@ class unit_correction(Piece):
         self.rho, self.eps = rho, eps
 
     def __call__(self, tile, d):
-        U = tile.state["acc_delta"]
-        delta = torch._foreach_add(U, self.eps)
-        torch._foreach_sqrt_(delta)
-        torch._foreach_div_(delta, d.denominator())
-        torch._foreach_mul_(delta, d.g)
-        torch._foreach_mul_(U, self.rho)
-        torch._foreach_addcmul_(U, delta, delta, value=1.0 - self.rho)
+        ops, U = tile.ops, tile.state["acc_delta"]
+        delta = ops.add(U, self.eps)
+        ops.sqrt_(delta)
+        ops.div_(delta, d.denominator())
+        ops.mul_(delta, d.g)
+        ops.mul_(U, self.rho)
+        ops.addcmul_(U, delta, delta, value=1.0 - self.rho)
         d.terms, d.scale = [(delta, d.scale)], 1.0
         d.set_second_moment(None)
 
@@ -351,8 +376,11 @@ class lr_decay(Piece):
     def __init__(self, decay):
         self.decay = decay
 
+    def prepare(self, bucket):
+        self.divisor = 1.0 + (bucket.t - 1) * self.decay
+
     def __call__(self, tile, d):
-        d.scale /= 1.0 + (tile.t - 1) * self.decay
+        d.scale = d.scale / self.divisor
 
 
 class descent(Piece):
@@ -366,9 +394,9 @@ class descent(Piece):
         for x, c in d.terms:
             value = -self.lr * d.scale * c
             if den is None:
-                torch._foreach_add_(tile.params, x, alpha=value)
+                tile.ops.add_(tile.params, x, alpha=value)
             else:
-                torch._foreach_addcdiv_(tile.params, x, den, value)
+                tile.ops.addcdiv_(tile.params, x, den, value)
 
 
 # ----------------------------------------------------------------------------------------------- the optimizer
@@ -413,14 +441,26 @@ class ChainOptimizer(torch.optim.Optimizer):
     """A `torch.optim.Optimizer` whose update is the chain of pieces returned by `chain(group)`.
 
     Subclasses give `chain`; everything else (state in `self.state[p]`, param groups, `state_dict`, lr schedulers,
-    `maximize`, the multi-tensor path) is here. `foreach=False` runs the same chain one tensor at a time.
+    `maximize`, the multi-tensor path) is here. `fused` picks how the chain runs: False runs the pieces eagerly, one
+    foreach op at a time (the reference: torch's for-loop results bit for bit; `foreach=False` then goes one tensor
+    at a time); True compiles the chain into one kernel per tile (`danlu.optim.fused`: the first step compiles, a
+    few seconds per chain, dtype and device); None (the default) fuses when the optimizer steps at least
+    `fused.AUTO_NUMEL` elements, so the compile pays for itself, and runs eagerly below that, when `foreach` is
+    given, or where compiling is unavailable. The choice is not part of `state_dict`: the two paths share state.
     """
 
-    def __init__(self, params: ParamsT, defaults: dict, foreach: bool | None = None) -> None:
+    def __init__(self, params: ParamsT, defaults: dict, foreach: bool | None = None, fused: bool | None = None) -> None:
         check_lr(defaults["lr"])
+        if fused and foreach:
+            raise ValueError("fused=True and foreach=True exclude each other (foreach picks an eager path); "
+                             "give one of them.")
         defaults.setdefault("maximize", False)
         defaults.setdefault("foreach", foreach)
         super().__init__(params, defaults)
+        self.fused = fused
+
+    def __getstate__(self):
+        return {**super().__getstate__(), "fused": self.fused}
 
     def chain(self, group):
         raise NotImplementedError
@@ -454,8 +494,15 @@ class ChainOptimizer(torch.optim.Optimizer):
             if bucket is None:
                 bucket = by_key[(p.device, p.dtype, t)] = ([], [], [])
             bucket[0].append(p), bucket[1].append(grad), bucket[2].append(state)
-        for (_, _, t), (params, grads, states) in by_key.items():
-            yield Bucket(group, params, grads, states, t), list(keys)
+        return [(Bucket(group, params, grads, states, t), list(keys))
+                for (_, _, t), (params, grads, states) in by_key.items()]
+
+    def _fuse(self, group, numel):
+        if self.fused is False or torch.compiler.is_compiling():
+            return False
+        if self.fused is None:
+            return group["foreach"] is None and numel >= _fused.AUTO_NUMEL and _fused.available()
+        return True
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -463,33 +510,35 @@ class ChainOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        work = []
         for group in self.param_groups:
             pieces = self.chain(group)
-            for bucket, keys in self._buckets(group, pieces):
+            work.append((group, pieces, self._buckets(group, pieces)))
+        numel = sum(p.numel() for _, _, buckets in work for bucket, _ in buckets for p in bucket.params)
+        for group, pieces, buckets in work:
+            for bucket, keys in buckets:
                 for piece in pieces:
                     piece.prepare(bucket)
-                self._run(group, bucket, keys, pieces)
-            self.after_group(group, pieces)
+                lists = [bucket.params, bucket.grads] + [[s[k] for s in bucket.states] for k in keys]
+                fused = self._fuse(group, numel) and _fused.run(pieces, keys, group["maximize"], lists, run_tile,
+                                                                warn=self.fused is True)
+                if not fused:
+                    self._run(group, lists, keys, pieces)
+            if buckets:
+                self.after_group(group, pieces)
         return loss
 
-    def _run(self, group, bucket, keys, pieces):
-        params = bucket.params
-        lists = [params, bucket.grads] + [[s[k] for s in bucket.states] for k in keys]
+    def _run(self, group, lists, keys, pieces):
+        params = lists[0]
         if group["foreach"] is False:
             chunks = ([[lst[i]] for lst in lists] for i in range(len(params)))
         elif params[0].device.type == "cpu":
             chunks = _tiles(params, lists, CPU_TILE_NUMEL)
         else:
             chunks = (lists,)
-        for tile_lists in chunks:
-            p, g, *states = tile_lists
-            owned = group["maximize"]
-            if owned:
-                g = torch._foreach_neg(g)
-            tile = Tile(p, dict(zip(keys, states)), bucket.t, group)
-            d = Direction(g, owned)
-            for piece in pieces:
-                piece(tile, d)
+        for p, g, *states in chunks:
+            run_tile(pieces, keys, group["maximize"], Foreach, p, g, states)
 
     def after_group(self, group, pieces):
-        """Hook for optimizers that decide something per group after the step (SWATS's switch)."""
+        """Hook for optimizers that decide something per group after a step that updated some of its parameters
+        (SWATS's switch)."""

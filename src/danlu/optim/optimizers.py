@@ -33,14 +33,14 @@ class SGD(ChainOptimizer):
 
     def __init__(self, params: ParamsT, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
                  weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False,
-                 foreach: bool | None = None) -> None:
+                 foreach: bool | None = None, fused: bool | None = None) -> None:
         check_nonneg("momentum", momentum)
         check_nonneg("weight_decay", weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum needs momentum > 0 and dampening = 0; set momentum (e.g. 0.9) "
                              "or nesterov=False.")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                                      nesterov=nesterov, maximize=maximize), foreach)
+                                      nesterov=nesterov, maximize=maximize), foreach, fused)
 
     def chain(self, group):
         first = [momentum(group["momentum"], group["dampening"], group["nesterov"])] if group["momentum"] else []
@@ -52,13 +52,13 @@ class Adagrad(ChainOptimizer):
 
     def __init__(self, params: ParamsT, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
                  initial_accumulator_value: float = 0, eps: float = 1e-10, foreach: bool | None = None, *,
-                 maximize: bool = False) -> None:
+                 maximize: bool = False, fused: bool | None = None) -> None:
         for name, v in [("lr_decay", lr_decay), ("weight_decay", weight_decay),
                         ("initial_accumulator_value", initial_accumulator_value), ("eps", eps)]:
             check_nonneg(name, v)
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps,
                                       initial_accumulator_value=initial_accumulator_value, maximize=maximize),
-                         foreach)
+                         foreach, fused)
 
     def chain(self, group):
         return [l2_decay(group["weight_decay"]), sum_of_squares(group["eps"], group["initial_accumulator_value"]),
@@ -69,13 +69,14 @@ class Adadelta(ChainOptimizer):
     """AdaDelta: V_t = EMA_rho(g^2), m_t = g_t sqrt(U_{t-1} + eps) with U the EMA of squared steps (the units fix)."""
 
     def __init__(self, params: ParamsT, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6, weight_decay: float = 0,
-                 foreach: bool | None = None, *, maximize: bool = False) -> None:
+                 foreach: bool | None = None, *, maximize: bool = False, fused: bool | None = None) -> None:
         check_nonneg("rho", rho)
         if rho > 1:
             raise ValueError(f"Invalid rho {rho!r}: it must be in [0, 1].")
         check_nonneg("eps", eps)
         check_nonneg("weight_decay", weight_decay)
-        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize), foreach)
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize), foreach,
+                         fused)
 
     def chain(self, group):
         rho, eps = group["rho"], group["eps"]
@@ -88,14 +89,14 @@ class RMSprop(ChainOptimizer):
 
     def __init__(self, params: ParamsT, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0, momentum: float = 0, centered: bool = False, foreach: bool | None = None,
-                 maximize: bool = False) -> None:
+                 maximize: bool = False, *, fused: bool | None = None) -> None:
         check_nonneg("alpha", alpha)
         if alpha > 1:
             raise ValueError(f"Invalid alpha {alpha!r}: it must be in [0, 1].")
         for name, v in [("eps", eps), ("weight_decay", weight_decay), ("momentum", momentum)]:
             check_nonneg(name, v)
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
-                                      centered=centered, maximize=maximize), foreach)
+                                      centered=centered, maximize=maximize), foreach, fused)
 
     def chain(self, group):
         alpha = group["alpha"]
@@ -112,11 +113,12 @@ class Adam(ChainOptimizer):
 
     def __init__(self, params: ParamsT, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0, amsgrad: bool = False, *, foreach: bool | None = None, maximize: bool = False,
-                 decoupled_weight_decay: bool = False) -> None:
+                 decoupled_weight_decay: bool = False, fused: bool | None = None) -> None:
         check_lr(lr)
         super().__init__(params, dict(lr=lr, betas=check_betas(betas), eps=check_nonneg("eps", eps),
                                       weight_decay=check_nonneg("weight_decay", weight_decay), amsgrad=amsgrad,
-                                      maximize=maximize, decoupled_weight_decay=decoupled_weight_decay), foreach)
+                                      maximize=maximize, decoupled_weight_decay=decoupled_weight_decay), foreach,
+                         fused)
 
     def chain(self, group):
         b1, b2 = group["betas"]
@@ -131,9 +133,9 @@ class AdamW(Adam):
 
     def __init__(self, params: ParamsT, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False,
-                 foreach: bool | None = None) -> None:
+                 foreach: bool | None = None, fused: bool | None = None) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach, maximize=maximize,
-                         decoupled_weight_decay=True)
+                         decoupled_weight_decay=True, fused=fused)
 
 
 class NAdam(ChainOptimizer):
@@ -141,12 +143,13 @@ class NAdam(ChainOptimizer):
 
     def __init__(self, params: ParamsT, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0, momentum_decay: float = 4e-3, decoupled_weight_decay: bool = False, *,
-                 foreach: bool | None = None, maximize: bool = False) -> None:
+                 foreach: bool | None = None, maximize: bool = False, fused: bool | None = None) -> None:
         check_lr(lr)
         super().__init__(params, dict(lr=lr, betas=check_betas(betas), eps=check_nonneg("eps", eps),
                                       weight_decay=check_nonneg("weight_decay", weight_decay),
                                       momentum_decay=check_nonneg("momentum_decay", momentum_decay),
-                                      decoupled_weight_decay=decoupled_weight_decay, maximize=maximize), foreach)
+                                      decoupled_weight_decay=decoupled_weight_decay, maximize=maximize), foreach,
+                         fused)
 
     def chain(self, group):
         b1, b2 = group["betas"]

@@ -28,20 +28,18 @@ from .framework import (
 
 
 class projection(Piece):
-    """Evaluate Adam's step and accumulate r^T r and r^T g over the group, where p = -lr r (for gamma_k)."""
+    """Evaluate Adam's step and sum r^T r and r^T g over the group, where p = -lr r (for gamma_k)."""
+
+    totals = ("rr", "rg")
 
     def __init__(self):
         self.rr = self.rg = 0.0
-        self.seen = False
 
     def __call__(self, tile, d):
         d.materialize()
         (r, c), = d.terms
-        for x, g in zip(r, d.g):
-            x, g = x.reshape(-1), g.reshape(-1)
-            self.rr += c * c * torch.dot(x, x).item()
-            self.rg += c * torch.dot(x, g).item()
-        self.seen = True
+        self.rr = self.rr + c * c * tile.ops.dot(r, r)
+        self.rg = self.rg + c * tile.ops.dot(r, d.g)
 
 
 class SWATS(ChainOptimizer):
@@ -55,14 +53,14 @@ class SWATS(ChainOptimizer):
 
     def __init__(self, params: ParamsT, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-9,
                  weight_decay: float = 0, switch_eps: float | None = None, *, maximize: bool = False,
-                 foreach: bool | None = None) -> None:
+                 foreach: bool | None = None, fused: bool | None = None) -> None:
         check_nonneg("eps", eps)
         if switch_eps is not None:
             check_nonneg("switch_eps", switch_eps)
         defaults = dict(lr=lr, betas=check_betas(betas), eps=eps, switch_eps=switch_eps, maximize=maximize,
                         weight_decay=check_nonneg("weight_decay", weight_decay), phase="adam", k=0,
                         lambda_ema=0.0, switch_step=None, sgd_lr=None, lr_at_switch=None)
-        super().__init__(params, defaults, foreach)
+        super().__init__(params, defaults, foreach, fused)
 
     def chain(self, group):
         b1, b2 = group["betas"]
@@ -76,13 +74,12 @@ class SWATS(ChainOptimizer):
         if group["phase"] != "adam":
             return
         proj = self.piece(pieces, "projection")
-        if not proj.seen:
-            return
         group["k"] += 1
-        if proj.rg == 0.0:  # p^T g = 0: no projection to learn from this step
+        rr, rg = torch.stack([proj.rr, proj.rg]).tolist()  # the step's one host sync
+        if rg == 0.0:  # p^T g = 0: no projection to learn from this step
             return
         b2, k = group["betas"][1], group["k"]
-        gamma = group["lr"] * proj.rr / proj.rg
+        gamma = group["lr"] * rr / rg
         group["lambda_ema"] = b2 * group["lambda_ema"] + (1.0 - b2) * gamma
         estimate = group["lambda_ema"] / (1.0 - b2**k)
         tol = group["eps"] if group["switch_eps"] is None else group["switch_eps"]

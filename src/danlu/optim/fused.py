@@ -1,0 +1,151 @@
+"""Fused optimizer steps: a chain's pieces traced into one compiled kernel per tile.
+
+Run eagerly, a chain streams every tensor through memory once per op. Here the same pieces run once, at trace
+time, on symbolic flat (1-D) tensors through `ops.Pointwise` (`make_fx`), and inductor compiles that graph
+(`torch._inductor.standalone_compile`) into one loop that reads p, g and the state once and writes them once.
+One compiled step per chain structure -- the pieces' classes and non-number attributes, the state keys, maximize,
+dtype, device and CPU thread count -- serves every tensor size and every optimizer in the process: the pieces'
+numbers (lr, betas, this step's bias corrections) are run-time inputs, one float64 tensor per bucket and step, so
+schedules never recompile. Compiled outside dynamo, a call costs about 7 us; a `torch.compile`d function costs
+about 28 us in guards and wrappers, which shows at ~150 tensors per step.
+
+A tensor of `SMALL_NUMEL` or more elements whose gradient and state share its dense layout is one call on flat
+aliases; the others are packed into one flat buffer per list for one call, and copied back. If tracing or
+compiling fails, `run` warns once and returns False, and the caller runs the chain eagerly.
+"""
+import copy
+import functools
+import warnings
+
+import torch
+
+from .ops import Pointwise
+
+# `fused=None` fuses from this many elements per step: see ChainOptimizer and benchmarks/bench_optim.py.
+AUTO_NUMEL = 2**20
+# Below this, a call's fixed cost (~10 us) exceeds packing's extra copies (~3 extra passes over the tensor).
+SMALL_NUMEL = 2**13
+# The traced size: inductor sizes its loops' parallelism from it (a small hint gives a serial kernel).
+_HINT = 2**20
+_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+_steps = {}  # structure key -> compiled step, or None where compiling failed
+_warned = set()
+
+
+@functools.cache
+def available() -> bool:
+    """Whether this torch can trace and compile a step (torch >= 2.8: `standalone_compile`)."""
+    try:
+        from torch._inductor import standalone_compile  # noqa: F401
+        from torch.fx.experimental.proxy_tensor import make_fx  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _warn_once(key, message):
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _numbers(piece):
+    """The piece's number attributes: passed to the compiled step as run-time scalars."""
+    return sorted(k for k, v in vars(piece).items() if _is_number(v) and k not in piece.totals)
+
+
+def _structure(piece, numbers):
+    """What the kernel is specialized on: the class and every other attribute (`state` only fills new state)."""
+    skip = {*numbers, *piece.totals, "state"}
+    return type(piece), tuple(numbers), tuple(sorted((k, v) for k, v in vars(piece).items() if k not in skip))
+
+
+def _trace_and_compile(pieces, names, keys, maximize, run_tile, like, n_numbers):
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    def step(p, g, *rest):
+        *states, numbers = rest
+        values = iter(range(n_numbers))
+        twins = []
+        for piece, ns in zip(pieces, names):
+            twin = copy.copy(piece)
+            for n in ns:
+                setattr(twin, n, numbers[next(values)])
+            for n in piece.totals:
+                setattr(twin, n, 0.0)
+            twins.append(twin)
+        run_tile(twins, keys, maximize, Pointwise, [p], [g], [[s] for s in states])
+        return tuple(getattr(t, n) for t in twins for n in t.totals)
+
+    examples = [torch.empty(_HINT, dtype=like.dtype, device=like.device) for _ in range(2 + len(keys))]
+    examples.append(torch.empty(n_numbers, dtype=torch.float64, device=like.device))
+    graph = make_fx(step, tracing_mode="symbolic")(*examples)
+    return torch._inductor.standalone_compile(graph, examples)
+
+
+def _compiled(pieces, names, keys, maximize, run_tile, like, n_numbers):
+    threads = torch.get_num_threads() if like.device.type == "cpu" else 0
+    key = (tuple(_structure(p, ns) for p, ns in zip(pieces, names)), tuple(keys), maximize, like.dtype,
+           like.device, threads)
+    if key not in _steps:
+        try:
+            _steps[key] = _trace_and_compile(pieces, names, keys, maximize, run_tile, like, n_numbers)
+        except Exception as e:  # any tracing or compiler failure: the eager chain computes the same step
+            _steps[key] = None
+            _warn_once(key, f"could not compile the fused optimizer step for {[p.name for p in pieces]} "
+                            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); running it "
+                            "eagerly (pass fused=False to silence this).")
+    return _steps[key]
+
+
+def _aligned(i, lists):
+    """Whether tensor i and its gradient and state can be aliased as one flat range each, element for element."""
+    p = lists[0][i]
+    dense = p.is_contiguous() or p.is_contiguous(memory_format=torch.channels_last)
+    return dense and all(x[i].stride() == p.stride() for x in lists[1:])
+
+
+def _flat(t):
+    return t.as_strided((t.numel(),), (1,))
+
+
+def run(pieces, keys, maximize, lists, run_tile, warn=True) -> bool:
+    """One fused step over a bucket's aligned `lists` (params, grads, then one list per state key). False: not run
+    (unsupported device or dtype, or no compiler; a warning if `warn`), the caller runs the eager chain."""
+    like = lists[0][0]
+    if not (available() and like.device.type in ("cpu", "cuda") and like.dtype in _DTYPES):
+        if warn:
+            _warn_once((like.device.type, like.dtype), f"fused optimizer steps need torch >= 2.8 and float tensors "
+                       f"on cpu or cuda, not {like.dtype} on {like.device.type}; running the eager chain.")
+        return False
+    names = [_numbers(p) for p in pieces]
+    try:
+        step = _compiled(pieces, names, keys, maximize, run_tile, like, sum(map(len, names)))
+    except TypeError:  # an attribute the structure key cannot hash (a piece holding a tensor or a list)
+        _warn_once(tuple(p.name for p in pieces), f"cannot fuse {[p.name for p in pieces]}: a piece has an "
+                   "unhashable attribute; running the chain eagerly.")
+        return False
+    if step is None:
+        return False
+    numbers = torch.tensor([getattr(p, n) for p, ns in zip(pieces, names) for n in ns], dtype=torch.float64,
+                           device=like.device)
+    alone, packed = [], []
+    for i, p in enumerate(lists[0]):
+        (alone if p.numel() >= SMALL_NUMEL and _aligned(i, lists) else packed).append(i)
+    outs = [step(*[_flat(x[i]) for x in lists], numbers) for i in alone]
+    if packed:
+        small = [[x[i] for i in packed] for x in lists]
+        flats = [torch._utils._flatten_dense_tensors(xs) for xs in small]
+        outs.append(step(*flats, numbers))
+        for xs, flat in zip(small[:1] + small[2:], flats[:1] + flats[2:]):  # the grads are only read
+            torch._foreach_copy_(xs, torch._utils._unflatten_dense_tensors(flat, xs))
+    totals = [(p, n) for p in pieces for n in p.totals]
+    for out in outs:
+        for (p, n), v in zip(totals, out):
+            setattr(p, n, getattr(p, n) + v)
+    return True
