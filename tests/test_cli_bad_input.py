@@ -89,7 +89,7 @@ BAD_VALUES = {
     "--label-smoothing": ["1", "2", "-0.5"], "--max-train-samples": ["0", "-5"], "--warmup-epochs": ["-1", "999"],
     "--hflip": ["1.5", "-0.1"], "--reprob": ["2"], "--mixup-prob": ["-1"], "--mixup": ["-0.2"], "--cutmix": ["-1"],
     "--crop-scale": ["[0.5]", "[1.0, 0.5]", "[0, 1]", "{a: 1}", "[x, y]"], "--crop-ratio": ["[2, 1]", "7"],
-    "--remode": ["zero", ""], "--augment": ["rotate", "ImageNet"], "--schedule": ["linear"], "--optimizer": ["adamx"],
+    "--remode": ["zero", ""], "--augment": ["rotate", "ImageNet"], "--schedule": ["triangle"], "--optimizer": ["adamx"],
     "--device": ["gpu", "cuda:x", "tpu"], "--model": ["resnet5000", ""], "--dataset": ["imagenet-22k"],
     "--model-kwargs": ["{hiden: 1}", "[1]", "{a: [}"], "--dataset-kwargs": ["{size: 3}", "3"],
     "--optimizer-kwargs": ["{momentun: 0.9}", "{"], "--schedule-kwargs": ["{gama: 1}"], "--model-ema-decay": ["1", "-1"],

@@ -1,9 +1,10 @@
 """danlu's models; importing this package registers every model."""
-from . import (  # noqa: F401  (registers models)  # noqa: F401  # noqa: F401
+from . import (  # noqa: F401  (registers models)
+           airbench,
            classic,
            convnext,
            mobilenetv2,
-           parcnet,  # noqa: F401
+           parcnet,
            pyramid_tnt,
            resnet,
            tnt,

@@ -26,7 +26,7 @@ OPTIMIZERS = {
     "swats": (SWATS, {}),
 }
 
-SCHEDULES = ("none", "step", "multistep", "cosine", "plateau")
+SCHEDULES = ("none", "step", "multistep", "cosine", "linear", "plateau")
 
 
 def _unknown(kind: str, name: str, choices: list[str]) -> ValueError:
@@ -51,6 +51,7 @@ def create_optimizer(model_or_params: nn.Module | ParamsT, name: str = "sgd", lr
     Given an `nn.Module` and `weight_decay > 0`, biases, 1-D parameters and the names in `model.no_weight_decay()`
     go into a group with weight decay 0. `layer_decay` (fine-tuning, BEiT / timm) gives each layer of a model that
     declares its layers the lr `lr * layer_decay ** (num_lr_layers - layer_id)`, see `param_groups_layer_decay`.
+    A model with `param_groups(weight_decay)` gives its own groups instead, each with an `lr_scale`.
     `lr=None` keeps the optimizer's own default; other keyword arguments (momentum, betas, eps, ...) go to the
     optimizer and override the name's presets (e.g. 'sgdm' is momentum 0.9).
     """
@@ -65,6 +66,11 @@ def create_optimizer(model_or_params: nn.Module | ParamsT, name: str = "sgd", lr
         # imported here because layer_decay imports this module
         from .layer_decay import param_groups_layer_decay
         params = param_groups_layer_decay(model_or_params, lr, weight_decay, layer_decay)
+    elif hasattr(model_or_params, "param_groups"):  # the model's own groups (airbench's scaled-up norm biases)
+        if lr is None:
+            raise ValueError(f"{type(model_or_params).__name__} scales the lr per parameter group, so it needs an "
+                             "explicit lr; pass create_optimizer(model, name, lr=...)")
+        params = [{**g, "lr": lr * g["lr_scale"]} for g in model_or_params.param_groups(weight_decay)]
     elif isinstance(model_or_params, nn.Module):
         params = (param_groups_weight_decay(model_or_params, weight_decay) if weight_decay
                   else [p for p in model_or_params.parameters() if p.requires_grad])
@@ -85,11 +91,12 @@ def create_scheduler(optimizer: torch.optim.Optimizer, name: str, epochs: int, s
     - 'step': kwargs `step_size` (epochs, default max(epochs // 3, 1)), `gamma` (0.1).
     - 'multistep': kwargs `milestones` (epochs, default [epochs/2, 3*epochs/4]), `gamma` (0.1).
     - 'cosine': linear warm-up for `warmup_epochs`, then cosine to `min_lr_ratio` (0) x lr at the end.
+    - 'linear': linear warm-up, then a straight line to `min_lr_ratio` (0) x lr at the end.
     - 'plateau': torch's ReduceLROnPlateau kwargs (mode, factor, patience, ...); step it with the validation loss.
 
     `warmup_lr` and `min_lr` are absolute rates, as timm's `--warmup-lr` / `--min-lr`: the warm-up starts
-    at `warmup_lr` and the cosine ends at `min_lr` (relative to the largest group's lr, so groups with
-    layer-wise decay keep their ratios).
+    at `warmup_lr` and the cosine ends at `min_lr` (relative to the lr before any group's `lr_scale`, so
+    groups with layer-wise decay or airbench's scaled-up biases keep their ratios).
     """
     key = name.lower()
     if key not in SCHEDULES:
@@ -100,10 +107,11 @@ def create_scheduler(optimizer: torch.optim.Optimizer, name: str, epochs: int, s
         if warmup_epochs:
             raise ValueError("The plateau schedule has no warm-up; use warmup_epochs=0 or the cosine schedule.")
         return _sched.Plateau(optimizer, **kwargs)
-    base = max(group["lr"] for group in optimizer.param_groups)
+    base = max(group["lr"] / group.get("lr_scale", 1.0) for group in optimizer.param_groups)  # the unscaled lr
     if min_lr is not None:
-        if key != "cosine":
-            raise ValueError(f"min_lr applies to the cosine schedule, not '{name}'; drop min_lr or use --schedule cosine")
+        if key not in ("cosine", "linear"):
+            raise ValueError(f"min_lr applies to the cosine and linear schedules, not '{name}'; drop min_lr or use "
+                             "--schedule cosine")
         kwargs["min_lr_ratio"] = min_lr / base
     common = {"steps_per_epoch": steps_per_epoch, "warmup_epochs": warmup_epochs,
               "warmup_start": warmup_lr / base if warmup_lr is not None else 0.0}
@@ -112,6 +120,8 @@ def create_scheduler(optimizer: torch.optim.Optimizer, name: str, epochs: int, s
     if key == "multistep":
         milestones = kwargs.pop("milestones", [epochs // 2, (3 * epochs) // 4])
         return _sched.multistep_decay(optimizer, milestones, **kwargs, **common)
+    if key == "linear":
+        return _sched.linear_decay(optimizer, epochs, **kwargs, **common)
     return _sched.cosine_decay(optimizer, epochs, **kwargs, **common)
 
 
