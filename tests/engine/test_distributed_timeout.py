@@ -10,22 +10,24 @@ import pytest
 
 from danlu.engine.distributed import collective_timeout
 
-# rank 1 raises (or sleeps) at step 1; the launcher patches the trainer, then runs the ordinary CLI
+# rank 1 raises (or sleeps) at step 1, seeding its second batch; the launcher patches the trainer, then
+# runs the ordinary CLI
 LAUNCHER = '''
 import os, sys, time
 from danlu import cli
 from danlu.engine import trainer
 
-original = trainer.Trainer._seed_batch
+original, batches = trainer.Trainer._seed, []
 
-def failing(self, epoch, step):
-    if os.environ["RANK"] == "1" and step == 1:
+def failing(self, seed):
+    batches.append(seed)
+    if os.environ["RANK"] == "1" and len(batches) == 2:
         if os.environ["FAIL"] == "hang":
             time.sleep(3600)
         raise RuntimeError("planted failure at step 1")
-    return original(self, epoch, step)
+    return original(self, seed)
 
-trainer.Trainer._seed_batch = failing
+trainer.Trainer._seed = failing
 sys.exit(cli.main(sys.argv[1:]))
 '''
 TRAIN = ["train", "--model", "mlp", "--dataset", "digits", "--max-train-samples", "64", "--epochs", "1",

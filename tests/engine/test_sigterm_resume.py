@@ -12,7 +12,8 @@ from danlu.engine import TrainConfig, build_trainer
 from danlu.engine.checkpoint import resolve_checkpoint
 from danlu.engine.config import resolve_config
 
-# augmentation (crop-flip, per sample in a loader worker), dropout and a worker process all on
+# augmentation (crop-flip, per batch on the in-memory path, which needs no workers: --workers is ignored) and
+# dropout on
 OPTIONS = dict(model="simple_cnn", dataset="digits", max_train_samples=256, batch_size=8, lr=1e-2, schedule="cosine",
                epochs=2, augment="crop-flip", workers=1, model_kwargs={"widths": [4, 4, 4], "hidden": 8, "drop_rate": 0.3})
 
@@ -41,7 +42,7 @@ def test_sigterm_mid_epoch_saves_a_checkpoint_that_resumes_to_the_same_weights_b
     run = tmp_path / "preempted"
     assert resolve_checkpoint(run).name == "interrupted"
 
-    # the rest in this process without workers: sample seeds make the result independent of the worker count
+    # the rest in this process, with --workers 0, which the in-memory path ignores too
     resumed = build_trainer(resolve_config(resume=run, progress=False, workers=0), resume=run)
     assert resumed.start_epoch == 1 and 0 < resumed.start_step < 32  # it stopped inside epoch 2
     resumed.fit()

@@ -100,7 +100,7 @@ def test_fp16_trains_with_a_gradient_scaler(tmp_path):
         TrainConfig(accum_steps=0).check()
 
 
-@pytest.mark.parametrize("log_interval, least, most", [(1000, 3, 6), (1, 2 * 32, 6 * 32)])
+@pytest.mark.parametrize("log_interval, least, most", [(1000, 2, 6), (1, 32, 6 * 32)])
 def test_the_inner_loop_reads_the_device_only_every_log_interval_steps(tmp_path, monkeypatch, log_interval, least,
                                                                        most):
     trainer = build_trainer(TrainConfig(**QUICK, epochs=1, batch_size=8, log_interval=log_interval,
@@ -115,7 +115,7 @@ def test_the_inner_loop_reads_the_device_only_every_log_interval_steps(tmp_path,
         monkeypatch.setattr(torch.Tensor, name, counting)
     trainer._train_epoch(0)   # 32 steps
     assert len(trainer.train_loader) == 32
-    # a fixed handful (loader seed, sampler order, end-of-epoch check and figures), or a few per logged step
+    # a fixed handful (the end-of-epoch non-finite check and figures), or one or a few per logged step
     assert least <= reads["n"] <= most
 
 

@@ -59,22 +59,23 @@ class Resize:
 
 
 class RandomCrop:
-    """Zero-pad by `padding` on each side, then crop a random (h, w) window (the CIFAR augmentation)."""
+    """Pad by `padding` on each side (with zeros, or `pad_mode` 'reflect'), then crop a random (h, w)
+    window (the CIFAR augmentation)."""
 
-    def __init__(self, size, padding=0):
+    def __init__(self, size, padding=0, pad_mode="zeros"):
         self.size = (size, size) if isinstance(size, int) else tuple(size)
-        self.padding = padding
+        self.padding, self.pad_mode = padding, pad_mode
 
     def __call__(self, x):
         if self.padding:
-            x = F.pad(x, (self.padding,) * 4)
+            x = F.pad(x, (self.padding,) * 4, mode="reflect" if self.pad_mode == "reflect" else "constant")
         h, w = self.size
         top = int(torch.randint(0, x.shape[-2] - h + 1, ()))
         left = int(torch.randint(0, x.shape[-1] - w + 1, ()))
         return x[..., top:top + h, left:left + w]
 
     def __repr__(self):
-        return f"RandomCrop({self.size}, padding={self.padding})"
+        return f"RandomCrop({self.size}, padding={self.padding}, pad_mode={self.pad_mode!r})"
 
 
 class RandomHorizontalFlip:
@@ -88,14 +89,20 @@ class RandomHorizontalFlip:
         return f"RandomHorizontalFlip(p={self.p})"
 
 
-def build_transforms(img_size, mean, std, augment="none"):
-    """The pipeline for one split: resize, optional 'crop-flip' augmentation, to float, normalise."""
+def crop_padding(img_size, padding=None):
+    """`padding`, or by default an eighth of the image's height (at least 1): CIFAR's 4 pixels at 32."""
+    return padding if padding is not None else max(1, (img_size if isinstance(img_size, int) else img_size[0]) // 8)
+
+
+def build_transforms(img_size, mean, std, augment="none", padding=None, pad_mode="zeros"):
+    """The pipeline for one split: resize, optional 'flip' or 'crop-flip' augmentation (`crop_padding`),
+    to float, normalise."""
     if augment not in ("none", "crop-flip", "flip"):
         raise ValueError(f"unknown augmentation '{augment}'; use 'none', 'flip' or 'crop-flip'")
     steps = [Resize(img_size)]
     if augment == "crop-flip":
         size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
-        steps.append(RandomCrop(size, padding=max(1, size[0] // 8)))
+        steps.append(RandomCrop(size, crop_padding(size, padding), pad_mode))
     if augment in ("crop-flip", "flip"):
         steps.append(RandomHorizontalFlip())
     return Compose(steps + [ToFloat(), Normalize(mean, std)])

@@ -20,6 +20,10 @@ def disk_full(folder, what, needed=None):
                                        "free some space (or choose another --out) and run again with --resume")
 
 
+def is_disk_full(error):
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def _mb(n):
     return f"{n / 2**20:.1f} MB"
 
@@ -38,27 +42,39 @@ def fsync_dir(folder):
         os.close(fd)
 
 
-def write_atomic(path, write, needed=None):
-    """Write `path` by calling `write(f)` on a binary file: to '.NAME.tmp' beside it, flushed, fsynced,
-    then renamed over `path`. On any failure the temporary file is removed and `path` is untouched."""
+def write_atomic(path, write, needed=None, durable=True):
+    """Write `path` by calling `write(f)` on a binary file: to '.NAME.tmp' beside it, flushed, fsynced
+    (unless not `durable`: files that can be rebuilt need survive a kill, not a power cut), then renamed
+    over `path`. On any failure the temporary file is removed and `path` is untouched."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}{TMP}")
     try:
         with open(tmp, "wb") as f:
             write(f)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
         tmp.unlink(missing_ok=True)
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT) and not isinstance(e, DiskFullError):
+        if is_disk_full(e) and not isinstance(e, DiskFullError):
             raise disk_full(path.parent, path.name, needed) from None
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
-def write_text_atomic(path, text):
-    write_atomic(path, lambda f: f.write(text.encode()))
+def write_new(path, data):
+    """Write the new file `path`, flushed and fsynced, without a rename of its own: for the files of a
+    temporary folder that is renamed into place whole."""
+    with open(path, "xb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def write_text_atomic(path, text, durable=True):
+    write_atomic(path, lambda f: f.write(text.encode()), durable=durable)
 
 
 def remove_leftovers(folder):

@@ -11,8 +11,8 @@ class BatchTransform:
     """`(x, y) -> (inputs, loss target, labels for accuracy)`; the loss target is soft when mixing."""
 
     def __init__(self, mean=None, std=None, erasing=None, mixup=None):
-        self.mean = torch.tensor(mean or (0.0,), dtype=torch.float32).view(1, -1, 1, 1) * 255
-        self.std = torch.tensor(std or (1.0,), dtype=torch.float32).view(1, -1, 1, 1) * 255
+        self.mean = torch.tensor(mean or (0.0,), dtype=torch.float32).view(1, -1, 1, 1)
+        self.std = torch.tensor(std or (1.0,), dtype=torch.float32).view(1, -1, 1, 1)
         self.erasing, self.mixup = erasing, mixup
 
     @classmethod
@@ -30,7 +30,9 @@ class BatchTransform:
             return x
         if self.mean.device != x.device:
             self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
-        return x.float().sub_(self.mean).div_(self.std)  # in place: a fresh temporary per op page-faults on CPU
+        # the per-sample ToFloat + Normalize, op for op, so both paths give the same bits; in place: a
+        # fresh temporary per op page-faults on CPU
+        return x.float().div_(255).sub_(self.mean).div_(self.std)
 
     def __call__(self, x, y):
         x = self.normalize(x)

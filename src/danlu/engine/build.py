@@ -9,9 +9,12 @@ import torch
 from torch.utils.data import IterableDataset, Subset
 
 from ..data import DataBundle, build_transforms, create_dataset, split_dataset
+from ..data.augment.batch_crop_flip import BatchCropFlip
 from ..data.augment.pipeline import build_eval_transform, build_train_transform
 from ..data.datasets import SampleSeeded, with_transform
+from ..data.in_memory import InMemoryImages, as_in_memory
 from ..data.registry import dataset_builder
+from ..data.transforms import crop_padding
 from ..models import create_model, get_model_config
 from .config import TrainConfig
 from .distributed import barrier, configure_threads, init_distributed, is_main
@@ -37,7 +40,12 @@ def _image_transforms(cfg, bundle, img_size):
     mean, std = bundle.meta["mean"], bundle.meta["std"]
     streamed = is_streamed(bundle)
     if cfg.augment != "imagenet" and not streamed:
-        return build_transforms(img_size, mean, std, cfg.augment), build_transforms(img_size, mean, std, "none")
+        if cfg.flip_mode == "alternate" and cfg.augment != "none":
+            raise ValueError("flip_mode 'alternate' flips each image by epoch, which only the in-memory path does: "
+                             "images stored as tensors and trained at their own size; drop --img-size or use "
+                             "--flip-mode random")
+        return (build_transforms(img_size, mean, std, cfg.augment, cfg.crop_padding, cfg.pad_mode),
+                build_transforms(img_size, mean, std, "none"))
     if not isinstance(img_size, int):
         raise ValueError(f"the imagenet augmentation and streamed image sets need a square --img-size, got {img_size}")
     eval_transform = build_eval_transform(img_size, _crop_pct(cfg), _model_cfg_value(cfg, "interpolation", "bicubic"))
@@ -51,8 +59,35 @@ def _image_transforms(cfg, bundle, img_size):
     return train_transform, eval_transform if streamed else build_transforms(img_size, mean, std, "none")
 
 
+def _batch_augment(cfg, size, length):
+    """The per-batch form of `augment` 'flip' or 'crop-flip' for a training set of `length` images."""
+    if cfg.augment == "none":
+        return None
+    padding = crop_padding(size, cfg.crop_padding) if cfg.augment == "crop-flip" else 0
+    if cfg.pad_mode == "reflect" and padding >= min(size):
+        raise ValueError(f"crop_padding {padding} with pad_mode reflect must be smaller than the images "
+                         f"({size[0]}x{size[1]}); lower --crop-padding or use --pad-mode zeros")
+    return BatchCropFlip(padding, cfg.pad_mode, cfg.flip_mode, length, cfg.seed)
+
+
+def _in_memory(cfg, bundle, train, val, img_size):
+    """(train, val) as InMemoryImages when the training images are stored tensors at the size trained
+    and the augmentation is one the in-memory path does per batch; else None. Their items are the
+    validation pipeline's (normalised), as the DataLoader path's validation items are."""
+    size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+    if cfg.augment == "imagenet" or is_streamed(bundle) or size != tuple(bundle.input_size[1:]):
+        return None
+    stored, held_out = as_in_memory(train), as_in_memory(val)
+    if stored is None or held_out is None:
+        return None
+    items = build_transforms(img_size, bundle.meta["mean"], bundle.meta["std"], "none")
+    return (InMemoryImages(stored.images, stored.labels, _batch_augment(cfg, size, len(stored)), items),
+            InMemoryImages(held_out.images, held_out.labels, None, items))
+
+
 def build_data(cfg: TrainConfig) -> tuple:
-    """(bundle, train set, validation set, image size or None) with transforms applied."""
+    """(bundle, train set, validation set, image size or None) with transforms applied: in-memory image
+    sets as InMemoryImages (the trainer draws their batches by index), others per sample."""
     kwargs = dict(cfg.dataset_kwargs)
     if cfg.img_size and "img_size" in inspect.signature(dataset_builder(cfg.dataset)).parameters:
         kwargs.setdefault("img_size", (cfg.img_size, cfg.img_size))  # in-memory folders resize while decoding
@@ -81,6 +116,9 @@ def build_data(cfg: TrainConfig) -> tuple:
     if bundle.input_kind == "image":
         stored = None if is_streamed(bundle) else tuple(bundle.input_size[1:])
         img_size = cfg.img_size or stored or get_model_config(cfg.model).input_size[-1]
+        in_memory = _in_memory(cfg, bundle, train, val, img_size)
+        if in_memory is not None:
+            return bundle, *in_memory, img_size
         train_transform, eval_transform = _image_transforms(cfg, bundle, img_size)
         train, val = with_transform(train, train_transform), with_transform(val, eval_transform)
         if not isinstance(train, IterableDataset):

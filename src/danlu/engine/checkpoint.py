@@ -6,6 +6,7 @@ atomically: a kill at any instant leaves every checkpoint whole, and the leftove
 '.NAME.old' whose NAME is missing is put back) by the next save, resume or read."""
 import io
 import json
+import os
 import random
 import shutil
 import warnings
@@ -17,7 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from .atomic import OLD, TMP, DiskFullError, disk_full, fsync_dir, remove_leftovers, write_atomic, write_text_atomic
+from .atomic import OLD, TMP, disk_full, fsync_dir, is_disk_full, remove_leftovers, write_new, write_text_atomic
 
 WEIGHTS, EMA_WEIGHTS, STATE, POINTER = "model.safetensors", "model_ema.safetensors", "training_state.pt", "LAST"
 BEST, INTERRUPTED = "best", "interrupted"  # checkpoint names besides 'epoch_NNNN'
@@ -41,10 +42,6 @@ def tidy(ckpt_root):
 
 def save_checkpoint(ckpt_root, name, model, model_info, training_state, mark_last=True, ema_model=None):
     """Write checkpoint `name` under `ckpt_root` atomically (with the EMA weights, if any); returns its directory."""
-    ckpt_root = Path(ckpt_root)
-    ckpt_root.mkdir(parents=True, exist_ok=True)
-    tidy(ckpt_root)
-    final, tmp, old = ckpt_root / name, ckpt_root / f".{name}{TMP}", ckpt_root / f".{name}{OLD}"
     meta = {"danlu": json.dumps(model_info)}
     files = {WEIGHTS: save_safetensors(_cpu_weights(model), metadata=meta)}
     if ema_model is not None:
@@ -52,24 +49,52 @@ def save_checkpoint(ckpt_root, name, model, model_info, training_state, mark_las
     state = io.BytesIO()
     torch.save(training_state, state)
     files[STATE] = state.getvalue()
-    needed = sum(len(b) for b in files.values())
+    return _publish(Path(ckpt_root), name, files, mark_last)
+
+
+def link_checkpoint(ckpt_root, source, name):
+    """Checkpoint `name` holding the files of checkpoint `source`, as hard links (nothing written again;
+    copies where the file system has no links): `best` when the epoch that improved was just saved. Files
+    are never changed in place (a save writes new ones), so the two never differ."""
+    source = Path(ckpt_root) / source
+    return _publish(Path(ckpt_root), name, {f.name: f for f in sorted(source.iterdir())}, mark_last=False)
+
+
+def _publish(ckpt_root, name, files, mark_last):
+    """Fill '.NAME.tmp' with `files` (file name: bytes to write, or a path to link), each fsynced, then
+    rename it to NAME (an existing NAME first to '.NAME.old'); with `mark_last`, point LAST at it."""
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    tidy(ckpt_root)
+    final, tmp, old = ckpt_root / name, ckpt_root / f".{name}{TMP}", ckpt_root / f".{name}{OLD}"
+    needed = sum(len(data) for data in files.values() if isinstance(data, bytes))
     try:
         tmp.mkdir()
         for file, data in files.items():
-            write_atomic(tmp / file, lambda f, d=data: f.write(d), needed)
+            if isinstance(data, bytes):
+                write_new(tmp / file, data)
+            else:
+                _link_or_copy(data, tmp / file)
+        fsync_dir(tmp)
         if final.exists():
             final.rename(old)
         tmp.rename(final)
         fsync_dir(ckpt_root)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(e, DiskFullError):
+        if is_disk_full(e):
             raise disk_full(ckpt_root, f"checkpoint '{name}'", needed) from None
         raise
     shutil.rmtree(old, ignore_errors=True)
     if mark_last:
         write_text_atomic(ckpt_root / POINTER, name)
     return final
+
+
+def _link_or_copy(source, target):
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def resolve_checkpoint(path):

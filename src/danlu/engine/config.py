@@ -49,15 +49,20 @@ class TrainConfig:
     weight_decay: float = option(0.01, "weight decay (biases, norms and position embeddings are exempt)")
     layer_decay: float | None = option(None, "layer-wise lr decay for fine-tuning ViTs, e.g. 0.65")
     optimizer_kwargs: dict = option({}, "YAML mapping of optimizer arguments, e.g. '{momentum: 0.9}'")
-    schedule: str = option("cosine", "learning-rate schedule: none, step, multistep, cosine, plateau")
+    schedule: str = option("cosine", "learning-rate schedule: none, step, multistep, cosine, linear, plateau")
     warmup_epochs: int = option(0, "linear warm-up epochs")
     warmup_lr: float | None = option(None, "learning rate at the start of warm-up (default: lr / (warm-up steps + 1))")
-    min_lr: float | None = option(None, "learning rate at the end of the cosine schedule (default 0)")
+    min_lr: float | None = option(None, "learning rate at the end of the cosine or linear schedule (default 0)")
     schedule_kwargs: dict = option({}, "YAML mapping of schedule arguments")
     label_smoothing: float = option(0.0, "label smoothing of the cross-entropy (folded into Mixup's soft targets)")
     clip_grad: float | None = option(None, "clip the global gradient norm to this value")
-    # augmentation: per sample in the loader workers
+    # augmentation: per batch on the training device for in-memory sets, else per sample in the loader workers
     augment: str = option("none", "none, flip, crop-flip, or imagenet (timm's RandomResizedCrop pipeline, set by the options below)")
+    crop_padding: int | None = option(None, "crop-flip: pad by N pixels, then crop back (a random translate by up to N); "
+                                            "default: an eighth of the image size")
+    pad_mode: str = option("zeros", "crop-flip padding: zeros or reflect")
+    flip_mode: str = option("random", "flip, crop-flip: random (each image, each epoch, with probability 1/2) or "
+                                      "alternate (airbench: each image flipped in every other epoch; in-memory sets)")
     crop_scale: list = option([0.08, 1.0], "RandomResizedCrop area range (YAML list)")
     crop_ratio: list = option([0.75, 4 / 3], "RandomResizedCrop aspect-ratio range (YAML list)")
     hflip: float = option(0.5, "horizontal flip probability (imagenet augment)")
@@ -78,19 +83,27 @@ class TrainConfig:
     model_ema: bool = option(False, "keep an exponential moving average of the weights, evaluated each epoch")
     model_ema_decay: float = option(0.9998, "EMA decay per optimizer step")
     model_ema_warmup: bool = option(False, "EMA decay warm-up min(decay, (1 + t) / (10 + t))")
+    model_ema_interval: int = option(1, "average every N optimizer steps, with decay ** N")
+    model_ema_ramp: float = option(0.0, "scale the EMA decay by (step / total steps) ** this power (airbench: 3)")
+    model_ema_lookahead: bool = option(False, "copy the EMA back into the trained weights at each update and "
+                                              "at the end (airbench's lookahead)")
+    tta: str = option("none", "test-time augmentation of the last validation (val_tta_* metrics) and of "
+                              "evaluate: none, flip, or flip-translate (airbench's)")
     # speed
     bf16: bool = option(False, "bfloat16 autocast")
     fp16: bool = option(False, "float16 autocast with a gradient scaler")
     compile: bool = option(False, "torch.compile the model (before the DDP wrap)")
     channels_last: bool = option(False, "channels-last memory format")
     device: str = option("auto", "auto, cpu, cuda or cuda:N")
-    workers: int = option(0, "DataLoader worker processes")
+    workers: int = option(0, "DataLoader worker processes (files and shards; in-memory sets need none)")
     log_interval: int = option(50, "steps between progress updates and non-finite loss checks (host syncs)")
     seed: int = option(0, "random seed")
     # where results go
     out: str = option("runs", "folder for run directories")
     name: str | None = option(None, "run directory name (default: model-dataset-time)")
     keep_last: int = option(2, "epoch checkpoints kept besides the best one")
+    checkpoint_interval: int = option(1, "write the epoch checkpoint every N epochs (the last one and the best are always written)")
+    plot_interval: int | None = option(None, "redraw curves.png every N epochs (default: at the end of the run only)")
     progress: bool = option(True, "progress bar")
     threads: int | None = option(None, "torch CPU threads (default: the cores / processes on this machine, "
                                        "unless OMP_NUM_THREADS is set)")
@@ -114,10 +127,12 @@ class TrainConfig:
     def check(self) -> None:
         """Reject values and combinations that cannot mean what was asked: one sentence naming the option,
         the value and what is accepted. Called by `from_dict` and `updated` (the CLI and Python alike)."""
+        from ..data.augment.batch_crop_flip import FLIP_MODES, PAD_MODES
         _check_types(self)
         for name, low in (("epochs", 1), ("batch_size", 1), ("accum_steps", 1), ("img_size", 1), ("recount", 1),
                           ("max_train_samples", 1), ("lr_base_batch", 1), ("log_interval", 1), ("threads", 1),
-                          ("warmup_epochs", 0), ("workers", 0), ("keep_last", 0)):
+                          ("model_ema_interval", 1), ("warmup_epochs", 0), ("model_ema_ramp", 0), ("workers", 0),
+                          ("keep_last", 0), ("crop_padding", 0), ("checkpoint_interval", 1), ("plot_interval", 1)):
             _at_least(name, getattr(self, name), low)
         for name in ("lr", "clip_grad", "crop_pct", "layer_decay"):
             value = getattr(self, name)
@@ -134,6 +149,9 @@ class TrainConfig:
             if value is not None and not 0 <= value < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {value}")
         _one_of("augment", self.augment, ("none", "flip", "crop-flip", "imagenet"))
+        _one_of("pad_mode", self.pad_mode, PAD_MODES)
+        _one_of("flip_mode", self.flip_mode, FLIP_MODES)
+        _one_of("tta", self.tta, ("none", "flip", "flip-translate"))
         _one_of("remode", self.remode, ("pixel", "rand", "const"))
         _one_of("train_interpolation", self.train_interpolation, ("random", "bilinear", "bicubic"))
         _check_range_pair("crop_scale", self.crop_scale, high=1.0)
@@ -277,7 +295,7 @@ def _dataset_parameters(name):
 def _schedule_parameters(name):
     from ..optim import schedules
     fn = {"none": None, "step": schedules.step_decay, "multistep": schedules.multistep_decay,
-          "cosine": schedules.cosine_decay, "plateau": schedules.Plateau}[name.lower()]
+          "cosine": schedules.cosine_decay, "linear": schedules.linear_decay, "plateau": schedules.Plateau}[name.lower()]
     fixed = ("optimizer", "epochs", "steps_per_epoch", "warmup_epochs", "warmup_start")
     return [] if fn is None else _parameters(fn, fixed)
 

@@ -12,10 +12,12 @@ from ..data.image_files import load_images, read_image
 from ..data.transforms import Normalize, ToFloat
 from ..models import create_model
 from . import checkpoint as ckpt
+from . import precision
 from .batch import BatchTransform
 from .losses import compute_loss, predicted_labels, probabilities
 from .metrics import Meter
 from .sampler import EpochSampler
+from .tta import tta_logits
 
 
 def load_checkpoint_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
@@ -38,16 +40,17 @@ def topk_for(model: nn.Module) -> tuple[int, ...]:
 
 @torch.no_grad()
 def evaluate_batches(model: nn.Module, batches: Iterable, prepare: Callable, autocast: Callable,
-                     ks: tuple[int, ...] = (1,), return_predictions: bool = False
+                     ks: tuple[int, ...] = (1,), return_predictions: bool = False, tta: str = "none"
                      ) -> tuple[Meter, tuple[torch.Tensor, torch.Tensor] | None]:
     """Meter and, with `return_predictions`, (targets, probabilities) of `model` over `batches` of
-    (x, y); `prepare(x, y)` moves and normalises a batch, `autocast()` is the context to run in."""
+    (x, y); `prepare(x, y)` moves and normalises a batch, `autocast()` is the context to run in, `tta`
+    the test-time augmentation (see `tta.py`)."""
     model.eval()
     meter, targets, probs = Meter(ks), [], []
     for x, y in batches:
         x, y = prepare(x, y)
         with autocast():
-            logits = model(x)
+            logits = tta_logits(model, x, tta)
         meter.update(compute_loss(logits, y), logits, y)
         if return_predictions:
             targets.append(y.cpu())
@@ -85,9 +88,9 @@ def evaluate(run_or_checkpoint: str | Path, best: bool = False, data_dir: str | 
     normalize = BatchTransform(info.get("mean"), info.get("std")).normalize
     loader = DataLoader(val, batch_size=batch_size, sampler=EpochSampler(len(val), shuffle=False, pad=False),
                         num_workers=cfg.workers)
-    autocast = lambda: torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=cfg.bf16)  # noqa: E731
     meter, (targets, probs) = evaluate_batches(model, loader, lambda x, y: (normalize(x.to(device)), y.to(device)),
-                                               autocast, topk_for(model), return_predictions=True)
+                                               lambda: precision.autocast(torch.device(device).type, cfg.bf16), topk_for(model),
+                                               return_predictions=True, tta=cfg.tta)
     return Evaluation(ckpt_dir, meter.reduced(), targets, predicted_labels(probs), probs, val, info)
 
 

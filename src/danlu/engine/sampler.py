@@ -31,22 +31,26 @@ class _ShardedSampler(Sampler):
     def _total(self) -> int:
         raise NotImplementedError
 
-    def _order(self) -> list[int]:
+    def _order(self) -> torch.Tensor:
         raise NotImplementedError
 
-    def _positions(self) -> range:
+    def positions(self) -> range:
         """This rank's remaining positions in the global order."""
         return range(self.rank + self.start * self.world_size, self._total(), self.world_size)
 
+    def indices(self) -> torch.Tensor:
+        """The indices at `positions()`, as one tensor (what in-memory data sets gather by)."""
+        positions = self.positions()
+        return self._order()[positions.start:positions.stop:positions.step]
+
     def __iter__(self):
-        order, positions = self._order(), self._positions()
-        indices = order[positions.start:positions.stop:positions.step]
+        indices = self.indices().tolist()
         if not self.sample_seeds:
             return iter(indices)
-        return zip(indices, sample_seeds(self.seed, self.epoch, positions))
+        return zip(indices, sample_seeds(self.seed, self.epoch, self.positions()))
 
     def __len__(self) -> int:
-        return len(self._positions())
+        return len(self.positions())
 
 
 class EpochSampler(_ShardedSampler):
@@ -62,10 +66,9 @@ class EpochSampler(_ShardedSampler):
     def _total(self) -> int:
         return math.ceil(self.length / self.world_size) * self.world_size if self.pad else self.length
 
-    def _order(self) -> list[int]:
+    def _order(self) -> torch.Tensor:
         order = _permutation(self.length, self.seed, self.epoch) if self.shuffle else torch.arange(self.length)
-        order = order.tolist()
-        return order + order[: self._total() - self.length]
+        return torch.cat([order, order[: self._total() - self.length]])
 
 
 class RepeatedAugSampler(_ShardedSampler):
@@ -90,6 +93,6 @@ class RepeatedAugSampler(_ShardedSampler):
         step = self.repeats // math.gcd(self.repeats, self.world_size)
         return math.ceil(math.ceil(self.length / self.world_size) / step) * step * self.world_size
 
-    def _order(self) -> list[int]:
+    def _order(self) -> torch.Tensor:
         groups = torch.arange(self._total() // self.repeats) % self.length
-        return _permutation(self.length, self.seed, self.epoch)[groups].repeat_interleave(self.repeats).tolist()
+        return _permutation(self.length, self.seed, self.epoch)[groups].repeat_interleave(self.repeats)

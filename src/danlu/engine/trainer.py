@@ -2,14 +2,17 @@
 
 Read it top to bottom: `fit` runs epochs; an epoch is batch transform (normalise, erase, mix) ->
 forward -> loss -> backward, and every `accum_steps` batches (clip) -> optimizer step -> EMA update ->
-schedule step; then validation (of the EMA weights too), a metrics row, and a checkpoint. Only rank 0
+schedule step; then validation (of the EMA weights too), a metrics row, and a checkpoint (every
+`checkpoint_interval` epochs, the last and the best always; the curves at the end). Only rank 0
 writes anything. The inner loop never waits for the device except every `log_interval` steps, when
 the progress bar is updated and a non-finite loss is detected. The trainer knows nothing about
 particular models or data sets.
 
-Randomness is seeded per batch from (seed, epoch, batch, rank) and per sample from the sampler's
-sample seeds, and SIGINT / SIGTERM are turned into `Interrupted` only at points where the saved state
-is consistent, so a run resumed from any interruption continues exactly as the straight run."""
+Batches of in-memory image sets are gathered by index on the device (`data.in_memory`), others come
+from a DataLoader. Randomness is seeded per batch from (seed, epoch, batch, rank), augmentation per
+sample from the sampler's sample seeds or, in memory, per epoch from (seed, epoch); SIGINT / SIGTERM
+are turned into `Interrupted` only at points where the saved state is consistent, so a run resumed
+from any interruption continues exactly as the straight run."""
 import contextlib
 import math
 import random
@@ -26,6 +29,7 @@ from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 from tqdm import tqdm
 
+from ..data.in_memory import InMemoryLoader, as_in_memory
 from ..data.seeding import sample_seeds
 from . import checkpoint as ckpt
 from .atomic import remove_leftovers, write_text_atomic
@@ -37,6 +41,7 @@ from .inference import evaluate_batches, topk_for
 from .logger import MetricsLog
 from .losses import compute_loss, predicted_labels, probabilities
 from .metrics import Meter
+from .precision import autocast
 from .sampler import EpochSampler, RepeatedAugSampler
 from .signals import Interrupted, Signals
 
@@ -81,7 +86,6 @@ class Trainer:
         self.model = model.to(self.device)
         if self.cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.ema = ModelEma(self.model, self.cfg.model_ema_decay, self.cfg.model_ema_warmup) if self.cfg.model_ema else None
         self.train_model = torch.compile(self.model) if self.cfg.compile else self.model
         if is_distributed():
             self.train_model = torch.nn.parallel.DistributedDataParallel(
@@ -104,6 +108,10 @@ class Trainer:
         self.scheduler = scheduler if optimizer else create_scheduler(
             self.optimizer, self.cfg.schedule, self.cfg.epochs, self.steps_per_epoch, self.cfg.warmup_epochs,
             warmup_lr=self.cfg.warmup_lr, min_lr=self.cfg.min_lr, **self.cfg.schedule_kwargs)
+        cfg = self.cfg
+        self.ema = ModelEma(self.model, cfg.model_ema_decay, cfg.model_ema_warmup, cfg.model_ema_interval,
+                            cfg.model_ema_ramp, cfg.model_ema_lookahead,
+                            cfg.epochs * self.steps_per_epoch) if cfg.model_ema else None
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.cfg.fp16)
         self.history, self.start_epoch, self.start_step, self.partial = [], 0, 0, None
         self.best = -math.inf
@@ -122,9 +130,13 @@ class Trainer:
         return EpochSampler(len(dataset), self.cfg.seed, True, rank(), world_size(), sample_seeds=seeded)
 
     def _loader(self, dataset, sampler, drop_last=False):
-        """Workers outlive an epoch only where nothing in them depends on it: samples that carry their own
-        seeds. The loader's own generator (reseeded per epoch) seeds the workers, so that starting them
-        leaves the training RNG alone: a resumed run, which starts them once more, stays exact."""
+        """In-memory image sets: batches gathered by index on the device (`data.in_memory`). Others: a
+        DataLoader, whose workers outlive an epoch only where nothing in them depends on it: samples that
+        carry their own seeds. The loader's own generator (reseeded per epoch) seeds the workers, so that
+        starting them leaves the training RNG alone: a resumed run, which starts them once more, stays exact."""
+        in_memory = as_in_memory(dataset)
+        if in_memory is not None:
+            return InMemoryLoader(in_memory, self.cfg.batch_size, sampler, self.device, drop_last, self.cfg.seed)
         workers = self.cfg.workers
         return DataLoader(dataset, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=workers,
                           pin_memory=self.device.type == "cuda", drop_last=drop_last,
@@ -132,8 +144,9 @@ class Trainer:
                           prefetch_factor=4 if workers > 0 else None, generator=torch.Generator())
 
     def _autocast(self):
-        dtype = torch.float16 if self.cfg.fp16 else torch.bfloat16
-        return torch.autocast(self.device.type, dtype=dtype, enabled=self.cfg.bf16 or self.cfg.fp16)
+        if not (self.cfg.bf16 or self.cfg.fp16):
+            return contextlib.nullcontext()  # a disabled torch.autocast still costs its checks at every step
+        return autocast(self.device.type, self.cfg.bf16, self.cfg.fp16)
 
     def _to_device(self, x, y):
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
@@ -219,6 +232,8 @@ class Trainer:
             self.write_config()
             log = MetricsLog(self.run_dir, self.history)
         self._progress = (self.start_epoch, self.start_step, self.partial and _loaded_meter(self._topk(), self.partial))
+        if self.start_epoch == self.start_step == 0 and not self.cfg.pretrained and hasattr(self.model, "init_from_data"):
+            self._init_from_data()
         with self._signals:
             try:
                 self._fit(log)
@@ -231,7 +246,22 @@ class Trainer:
                 raise Interrupted(f"{what} at epoch {epoch + 1}, step {step}"
                                   + (f"; checkpoint written to {where}, continue with --resume {self.run_dir}"
                                      if where else ""), signum) from None
+            finally:
+                if log:
+                    log.plot()  # the run's curves however it ended
         return self.history
+
+    def _init_from_data(self, count=5000):
+        """A data-dependent init (airbench's whitening layer) from the first `count` training images,
+        unaugmented and normalised; the EMA starts from the initialised weights."""
+        images = getattr(self.train_loader, "images", None)
+        if images is None:
+            raise ValueError(f"{type(self.model).__name__} initialises itself from training images, which needs an "
+                             "in-memory data set trained at its stored size (e.g. cifar10 without --img-size)")
+        x = self.batch.normalize(images[:count])
+        self.model.init_from_data(x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else x)
+        if self.ema is not None:
+            self.ema.module.load_state_dict(self.model.state_dict())
 
     def write_config(self) -> None:
         """config.yaml, so that `evaluate`, `predict` and `--resume` can rebuild the run (with the options
@@ -248,8 +278,10 @@ class Trainer:
             row = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in train_metrics.items()}}
             if self.val_loader is not None:  # an interrupt here saves the finished training; resuming redoes this
                 row.update({f"val_{k}": v for k, v in self.evaluate().items()})
-                if self.ema is not None:
+                if self.ema is not None and not self.cfg.model_ema_lookahead:  # lookahead: the weights are the EMA
                     row.update({f"val_ema_{k}": v for k, v in self.evaluate(model=self.ema.module).items()})
+                if self.cfg.tta != "none" and epoch + 1 == self.cfg.epochs:
+                    row.update({f"val_tta_{k}": v for k, v in self.evaluate(tta=self.cfg.tta).items()})
             with self._signals.deferred():
                 self._end_epoch(epoch, row, seconds, seen, log)
 
@@ -272,60 +304,79 @@ class Trainer:
         score = row.get("val_acc1", row["train_acc1"])
         improved = score > self.best
         self.best = max(self.best, score)  # stored in this epoch's checkpoint too
-        self.save(f"epoch_{epoch + 1:04d}", epoch + 1, 0)
-        if improved:
-            self.save(ckpt.BEST, epoch + 1, 0, mark_last=False)
-        if self.run_dir and is_main():
-            ckpt.prune_checkpoints(self.run_dir / "checkpoints", self.cfg.keep_last)
+        self._save_epoch(epoch + 1, improved)
+        if log and self.cfg.plot_interval and (epoch + 1) % self.cfg.plot_interval == 0:
+            log.plot()
         self.start_step, self.partial = 0, None
         self._progress = (epoch + 1, 0, None)
+
+    def _save_epoch(self, done, improved):
+        """The epoch checkpoint every `checkpoint_interval` epochs and after the last; `best` when the score
+        improved, as links to the epoch checkpoint's files when that was just written."""
+        if self.run_dir is None or not is_main():
+            return
+        saved = None
+        if done % self.cfg.checkpoint_interval == 0 or done == self.cfg.epochs:
+            saved = self.save(f"epoch_{done:04d}", done, 0)
+        if improved and saved:
+            ckpt.link_checkpoint(self.run_dir / "checkpoints", saved.name, ckpt.BEST)
+        elif improved:
+            self.save(ckpt.BEST, done, 0, mark_last=False)
+        ckpt.prune_checkpoints(self.run_dir / "checkpoints", self.cfg.keep_last)
 
     def _set_epoch(self, epoch):
         start = self.start_step * self.cfg.batch_size  # this process's samples already done
         # `is None`, not `or`: a sampler resumed at the end of its epoch is empty, hence falsy
         (self.train_set if self.train_sampler is None else self.train_sampler).set_epoch(epoch, start=start)
-        self.train_loader.generator.manual_seed(self.cfg.seed + 1_000_003 * epoch + rank())
+        if isinstance(self.train_loader, DataLoader):
+            self.train_loader.generator.manual_seed(self.cfg.seed + 1_000_003 * epoch + rank())
 
-    def _seed_batch(self, epoch, step):
-        """Dropout, drop-path, erasing and Mixup draw from a seed per (seed, epoch, batch, rank): a run
-        resumed at any batch draws what the straight run drew there."""
-        position = step * world_size() + rank()
-        seed = sample_seeds(self.cfg.seed + _BATCH_SEED_KEY, epoch, range(position, position + 1))[0]
-        torch.manual_seed(seed)
+    def _batch_seeds(self, epoch, first, total):
+        """Dropout, drop-path, erasing and Mixup draw from a seed per (seed, epoch, batch, rank), here for
+        the epoch's batches `first` to `total`: a run resumed at any batch draws what the straight run drew."""
+        processes, position = world_size(), first * world_size() + rank()
+        return sample_seeds(self.cfg.seed + _BATCH_SEED_KEY, epoch, range(position, total * processes, processes))
+
+    def _seed(self, seed):
         random.seed(seed)
+        if self.device.type == "cpu":  # torch.manual_seed also queues seeds for every accelerator: 0.1 ms a call
+            torch.default_generator.manual_seed(seed)
+        else:
+            torch.manual_seed(seed)
 
     def _train_epoch(self, epoch):
         self.train_model.train()
+        if hasattr(self.model, "set_epoch"):  # e.g. airbench's whitening bias, trained in the first epochs only
+            self.model.set_epoch(epoch)
         self._set_epoch(epoch)
         meter = _loaded_meter(self._topk(), self.partial)
         total, accum = self.start_step + len(self.train_loader), self.cfg.accum_steps
         step, seen, start = self.start_step, 0, time.perf_counter()
-        first_bad = (torch.full((), -1, dtype=torch.long, device=self.device),  # first non-finite step and its loss,
-                     torch.zeros((), device=self.device))                        # kept on the device
+        seeds = iter(self._batch_seeds(epoch, step, total))
         bar = tqdm(total=total, initial=self.start_step, leave=False, desc=f"epoch {epoch + 1}/{self.cfg.epochs}",
                    disable=not (self.cfg.progress and is_main()), dynamic_ncols=True, mininterval=0.5)
         for x, y in self.train_loader:
-            self._seed_batch(epoch, step)
+            self._seed(next(seeds))
             x, y = self._to_device(x, y)
             x, target, labels = self.batch(x, y)
-            group_end = min(step - step % accum + accum, total)  # the step after this accumulation group
+            group_start = step - step % accum
+            group_end = min(group_start + accum, total)  # the step after this accumulation group
             sync = step + 1 == group_end or not is_distributed()
             with self._autocast(), (contextlib.nullcontext() if sync else self.train_model.no_sync()):
                 logits = self.train_model(x)
                 loss = compute_loss(logits, target, self.cfg.label_smoothing)
-            self.scaler.scale(loss / (group_end - (step - step % accum))).backward()
+            group = group_end - group_start
+            self.scaler.scale(loss / group if group > 1 else loss).backward()
             meter.update(loss, logits, labels)
-            new_bad = (first_bad[0] < 0) & ~torch.isfinite(loss.detach())
-            first_bad = (torch.where(new_bad, step, first_bad[0]), torch.where(new_bad, loss.detach(), first_bad[1]))
             step, seen = step + 1, seen + y.shape[0]
             if step == group_end:
                 with self._signals.deferred():
                     self._optimizer_step()
                     self._progress = (epoch, step, meter.snapshot())
             bar.update()
-            if step % self.cfg.log_interval == 0 or step == total:  # the only host synchronisations
-                self._check_finite(first_bad, epoch)
+            if step % self.cfg.log_interval == 0 or step == total:  # the only host synchronisation
                 loss_now, acc_now = meter.running()
+                self._check_finite(meter, epoch)
                 bar.set_postfix(loss=f"{loss_now:.4f}", acc=f"{acc_now:.1f}",
                                 img_s=f"{seen * world_size() / (time.perf_counter() - start):.0f}", refresh=False)
         bar.close()
@@ -344,10 +395,11 @@ class Trainer:
         if self.scheduler is not None and self.scheduler.interval == "step":
             self.scheduler.step()
 
-    def _check_finite(self, first_bad, epoch):
-        bad_step, bad_loss = int(first_bad[0]), float(first_bad[1])
-        if bad_step < 0:
+    def _check_finite(self, meter, epoch):
+        """Stop at the first non-finite loss the epoch's meter has read."""
+        if meter.non_finite is None:
             return
+        bad_step, bad_loss = self.start_step + meter.non_finite[0], meter.non_finite[1]
         last = ckpt.resolve_checkpoint(self.run_dir) if self.run_dir and (self.run_dir / "checkpoints" / ckpt.POINTER).exists() else None
         kept = f"the last good checkpoint is {last}" if last else "no checkpoint had been written yet"
         raise NonFiniteLossError(f"the loss became {bad_loss} at epoch {epoch + 1}, step {bad_step + 1}; "
@@ -355,14 +407,14 @@ class Trainer:
                                  "(--clip-grad)")
 
     # ---- evaluation ---------------------------------------------------------------------------
-    def evaluate(self, loader: Iterable | None = None, return_predictions: bool = False, model: nn.Module | None = None
-                 ) -> dict | tuple[dict, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def evaluate(self, loader: Iterable | None = None, return_predictions: bool = False, model: nn.Module | None = None,
+                 tta: str = "none") -> dict | tuple[dict, torch.Tensor, torch.Tensor, torch.Tensor]:
         """{'loss', 'acc1'[, 'acc5']} of `model` (default: the trained one) over `loader` (default: the
-        validation set), reduced over processes.
+        validation set), reduced over processes, with test-time augmentation `tta`.
 
         With `return_predictions`, also (targets, predicted labels, probabilities) of this process."""
         meter, predictions = evaluate_batches(model or self.model, loader or self.val_loader, self._prepare,
-                                              self._autocast, self._topk(), return_predictions)
+                                              self._autocast, self._topk(), return_predictions, tta)
         metrics = meter.reduced(self.device)
         if not return_predictions:
             return metrics
