@@ -5,6 +5,7 @@ import os
 import pytest
 import torch
 from safetensors.torch import load_file
+from test_trainer import interrupt_training_at
 
 from danlu.data import create_dataset, split_dataset
 from danlu.data.datasets import SampleSeeded, Transformed
@@ -54,15 +55,7 @@ def test_a_run_interrupted_mid_epoch_resumes_to_the_straight_runs_weights(tmp_pa
     assert isinstance(straight.train_loader, InMemoryLoader) and straight.train_loader.augment.padding == 2
     straight.fit()
     cut = build_trainer(TrainConfig(**AUGMENTED, epochs=2, out=str(tmp_path), name="cut"))
-    calls = {"n": 0}
-    forward = cut.model.forward
-
-    def interrupting(x):
-        calls["n"] += cut.model.training
-        if calls["n"] == 6 + 4:  # 6 training steps per epoch: stop at step 4 of epoch 2
-            raise KeyboardInterrupt
-        return forward(x)
-    monkeypatch.setattr(cut.model, "forward", interrupting)
+    interrupt_training_at(monkeypatch, cut, 6 + 4)  # 6 training steps per epoch: stop at step 4 of epoch 2
     with pytest.raises(KeyboardInterrupt, match="interrupted at epoch 2, step 3"):
         cut.fit()
     resumed = build_trainer(TrainConfig(**AUGMENTED, epochs=2, out=str(tmp_path), name="cut"), resume=cut.run_dir)

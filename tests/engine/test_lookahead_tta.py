@@ -71,7 +71,9 @@ def test_bf16_on_a_cpu_without_native_bf16_warns_once(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with precision.autocast("cpu", bf16=True):
-            assert torch.get_autocast_dtype("cpu") == torch.bfloat16
+            assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    with precision.autocast("cpu"):
+        assert not torch.is_autocast_enabled("cpu")
 
 
 QUICK = dict(model="mlp", dataset="digits", max_train_samples=256, progress=False, model_kwargs={"hidden": 16},

@@ -36,19 +36,24 @@ def test_resume_is_exact(tmp_path):
     assert (resumed.run_dir / "metrics.csv").read_text().count("\n") == 3 and (resumed.run_dir / "curves.png").is_file()
 
 
+def interrupt_training_at(monkeypatch, trainer, n):
+    """Make the trainer's n-th training forward raise KeyboardInterrupt (Ctrl-C in the middle of a step)."""
+    calls = {"n": 0}
+    forward = trainer.model.forward
+
+    def interrupting(x):
+        calls["n"] += trainer.model.training
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return forward(x)
+    monkeypatch.setattr(trainer.model, "forward", interrupting)
+
+
 def test_interrupt_writes_checkpoint_and_resumes_exactly(tmp_path, monkeypatch):
     straight = build_trainer(TrainConfig(**QUICK, epochs=2, out=str(tmp_path), name="straight"))
     straight.fit()
     cut = build_trainer(TrainConfig(**QUICK, epochs=2, out=str(tmp_path), name="cut"))
-    calls = {"n": 0}
-    forward = cut.model.forward
-
-    def interrupting(x):
-        calls["n"] += cut.model.training
-        if calls["n"] == 8 + 3:  # 8 training steps per epoch: stop at step 3 of epoch 2
-            raise KeyboardInterrupt
-        return forward(x)
-    monkeypatch.setattr(cut.model, "forward", interrupting)
+    interrupt_training_at(monkeypatch, cut, 8 + 3)  # 8 training steps per epoch: stop at step 3 of epoch 2
     with pytest.raises(KeyboardInterrupt, match="interrupted at epoch 2, step 2; checkpoint written"):
         cut.fit()
     assert (cut.run_dir / "checkpoints" / POINTER).read_text() == "interrupted"

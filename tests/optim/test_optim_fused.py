@@ -11,6 +11,7 @@ import warnings
 import pytest
 import torch
 from test_optimizers import CASES, ONE_PER_OPTIMIZER, _data, _net
+from test_optimizers import _train as train
 from torch import nn
 
 import danlu.optim as O
@@ -20,18 +21,8 @@ REL = 1e-9  # float64; torch keeps NAdam's mu_product in float32, which alone gi
 
 
 def _train(make_opt, kw, steps=100, model=None, sched_fn=None):
-    sign = -1.0 if kw.get("maximize") else 1.0
-    model = model or _net().double()
-    x, y = (t.double() for t in _data())
-    opt = make_opt(model.parameters())
-    sched = sched_fn(opt) if sched_fn else None
-    for _ in range(steps):
-        opt.zero_grad()
-        (sign * ((model(x) - y) ** 2).mean()).backward()
-        opt.step()
-        if sched:
-            sched.step()
-    return torch.cat([p.detach().reshape(-1) for p in model.parameters()]), opt
+    """test_optimizers' training loop in float64, maximising where `kw` says so."""
+    return train(make_opt, steps, -1.0 if kw.get("maximize") else 1.0, model, sched_fn, dtype=torch.float64)
 
 
 def _rel(ours, ref):

@@ -48,11 +48,11 @@ def _data():
     return torch.randn(32, 8, generator=g), torch.randn(32, 4, generator=g)
 
 
-def _train(opt_fn, steps=100, sign=1.0, model=None, sched_fn=None):
-    model = model or _net()
+def _train(opt_fn, steps=100, sign=1.0, model=None, sched_fn=None, dtype=torch.float32):
+    model = model or _net().to(dtype)
     opt = opt_fn(model.parameters())
     sched = sched_fn(opt) if sched_fn else None
-    x, y = _data()
+    x, y = (t.to(dtype) for t in _data())
     for _ in range(steps):
         opt.zero_grad()
         (sign * ((model(x) - y) ** 2).mean()).backward()

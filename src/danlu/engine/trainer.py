@@ -144,8 +144,6 @@ class Trainer:
                           prefetch_factor=4 if workers > 0 else None, generator=torch.Generator())
 
     def _autocast(self):
-        if not (self.cfg.bf16 or self.cfg.fp16):
-            return contextlib.nullcontext()  # a disabled torch.autocast still costs its checks at every step
         return autocast(self.device.type, self.cfg.bf16, self.cfg.fp16)
 
     def _to_device(self, x, y):
