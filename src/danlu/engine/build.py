@@ -18,6 +18,7 @@ from ..data.transforms import crop_padding
 from ..models import create_model, get_model_config
 from .config import TrainConfig
 from .distributed import barrier, configure_threads, init_distributed, is_main
+from .host_memory import keep_freed_memory
 from .trainer import Trainer, select_device
 
 
@@ -203,6 +204,8 @@ def build_trainer(cfg: TrainConfig, resume=None) -> Trainer:
     if cfg.threads:
         configure_threads(cfg.threads)
     device = select_device(cfg.device)
+    if device.type == "cpu" and cfg.keep_freed_memory:
+        keep_freed_memory()
     _, _, local_rank = init_distributed(device.type)
     if device.type == "cuda":
         device = torch.device("cuda", local_rank)

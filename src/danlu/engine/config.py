@@ -107,6 +107,9 @@ class TrainConfig:
     progress: bool = option(True, "progress bar")
     threads: int | None = option(None, "torch CPU threads (default: the cores / processes on this machine, "
                                        "unless OMP_NUM_THREADS is set)")
+    keep_freed_memory: bool = option(True, "on the CPU, keep freed memory for reuse instead of returning it to the OS at "
+                                           "every step (glibc malloc; 1.1-1.3x faster CPU training, the process keeps "
+                                           "its peak memory)")
 
     @classmethod
     def fields(cls) -> dict[str, dataclasses.Field]:
