@@ -137,6 +137,25 @@ def test_param_groups_layouts_and_packing(monkeypatch):
     assert _rel(ours, ref) <= REL
 
 
+def test_chunks_of_tensors_match_torch(monkeypatch):
+    # Every tensor aliased flat (SMALL_NUMEL 1) and three to a call: the net's four tensors are one chunk of
+    # three, of different sizes, and one single call.
+    monkeypatch.setattr(fused, "SMALL_NUMEL", 1)
+    monkeypatch.setattr(fused, "CHUNK", 3)
+    monkeypatch.setattr(fused, "_steps", {})
+    name, kw = CASES[14]  # Adam with amsgrad and weight decay: three state lists
+    ref, _ = _train(lambda p: torch.optim.Adam(p, foreach=False, **kw), kw)
+    ours, _ = _train(lambda p: O.Adam(p, fused=True, **kw), kw)
+    assert sorted(key[-1] for key in fused._steps) == [1, 3]
+    assert _rel(ours, ref) <= REL
+
+
+def test_swats_fused_matches_the_paper_in_chunks(monkeypatch):
+    monkeypatch.setattr(fused, "SMALL_NUMEL", 1)  # weight and bias in one chunk: the projections sum over both
+    monkeypatch.setattr(fused, "CHUNK", 2)
+    test_swats_fused_matches_the_paper()
+
+
 def test_swats_fused_matches_the_paper():
     import test_swats as S
 

@@ -9,8 +9,10 @@ numbers (lr, betas, this step's bias corrections) are run-time inputs, one float
 schedules never recompile. Compiled outside dynamo, a call costs about 7 us; a `torch.compile`d function costs
 about 28 us in guards and wrappers, which shows at ~150 tensors per step.
 
-A tensor of `SMALL_NUMEL` or more elements whose gradient and state share its dense layout is one call on flat
-aliases; the others are packed into one flat buffer per list for one call, and copied back. If tracing or
+A tensor of `SMALL_NUMEL` or more elements whose gradient and state share its dense layout runs on flat aliases,
+`CHUNK` such tensors to a call (one compiled step takes `CHUNK` tensors of any sizes, so the ~15 us a call costs
+is paid once per chunk, not per tensor; the last few of a bucket go one to a call); the others are packed into
+one flat buffer per list for one call, and copied back. If tracing or
 compiling fails, `run` warns once and returns False, and the caller runs the chain eagerly.
 """
 import copy
@@ -27,6 +29,8 @@ AUTO_NUMEL = 2**20
 SMALL_NUMEL = 2**13
 # The traced size: inductor sizes its loops' parallelism from it (a small hint gives a serial kernel).
 _HINT = 2**20
+# Tensors per call of the chunked step (ViT-S: 51 large tensors in 9 calls instead of 51).
+CHUNK = 8
 _DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 _steps = {}  # structure key -> compiled step, or None where compiling failed
@@ -65,11 +69,12 @@ def _structure(piece, numbers):
     return type(piece), tuple(numbers), tuple(sorted((k, v) for k, v in vars(piece).items() if k not in skip))
 
 
-def _trace_and_compile(pieces, names, keys, maximize, run_tile, like, n_numbers):
+def _trace_and_compile(pieces, names, keys, maximize, run_tile, like, n_numbers, count):
     from torch.fx.experimental.proxy_tensor import make_fx
 
-    def step(p, g, *rest):
-        *states, numbers = rest
+    def step(*args):
+        *tensors, numbers = args
+        lists = [tensors[i:i + count] for i in range(0, len(tensors), count)]  # params, grads, then each state
         values = iter(range(n_numbers))
         twins = []
         for piece, ns in zip(pieces, names):
@@ -79,22 +84,24 @@ def _trace_and_compile(pieces, names, keys, maximize, run_tile, like, n_numbers)
             for n in piece.totals:
                 setattr(twin, n, 0.0)
             twins.append(twin)
-        run_tile(twins, keys, maximize, Pointwise, [p], [g], [[s] for s in states])
+        run_tile(twins, keys, maximize, Pointwise, lists[0], lists[1], lists[2:])
         return tuple(getattr(t, n) for t in twins for n in t.totals)
 
-    examples = [torch.empty(_HINT, dtype=like.dtype, device=like.device) for _ in range(2 + len(keys))]
+    # a size per tensor of the chunk (distinct, so each gets its own symbol), shared by its gradient and state
+    examples = [torch.empty(_HINT + i, dtype=like.dtype, device=like.device)
+                for _ in range(2 + len(keys)) for i in range(count)]
     examples.append(torch.empty(n_numbers, dtype=torch.float64, device=like.device))
     graph = make_fx(step, tracing_mode="symbolic")(*examples)
     return torch._inductor.standalone_compile(graph, examples)
 
 
-def _compiled(pieces, names, keys, maximize, run_tile, like, n_numbers):
+def _compiled(pieces, names, keys, maximize, run_tile, like, n_numbers, count=1):
     threads = torch.get_num_threads() if like.device.type == "cpu" else 0
     key = (tuple(_structure(p, ns) for p, ns in zip(pieces, names)), tuple(keys), maximize, like.dtype,
-           like.device, threads)
+           like.device, threads, count)
     if key not in _steps:
         try:
-            _steps[key] = _trace_and_compile(pieces, names, keys, maximize, run_tile, like, n_numbers)
+            _steps[key] = _trace_and_compile(pieces, names, keys, maximize, run_tile, like, n_numbers, count)
         except Exception as e:  # any tracing or compiler failure: the eager chain computes the same step
             _steps[key] = None
             _warn_once(key, f"could not compile the fused optimizer step for {[p.name for p in pieces]} "
@@ -111,7 +118,7 @@ def _aligned(i, lists):
 
 
 def _flat(t):
-    return t.as_strided((t.numel(),), (1,))
+    return t.view(-1) if t.is_contiguous() else t.as_strided((t.numel(),), (1,))  # view: the cheaper call
 
 
 def run(pieces, keys, maximize, lists, run_tile, warn=True) -> bool:
@@ -137,7 +144,13 @@ def run(pieces, keys, maximize, lists, run_tile, warn=True) -> bool:
     alone, packed = [], []
     for i, p in enumerate(lists[0]):
         (alone if p.numel() >= SMALL_NUMEL and _aligned(i, lists) else packed).append(i)
-    outs = [step(*[_flat(x[i]) for x in lists], numbers) for i in alone]
+    whole = len(alone) - len(alone) % CHUNK
+    chunked = _compiled(pieces, names, keys, maximize, run_tile, like, len(numbers), CHUNK) if whole else None
+    if chunked is None:  # not compiled: the single-tensor step does them all
+        whole = 0
+    outs = [chunked(*[_flat(x[i]) for x in lists for i in alone[c:c + CHUNK]], numbers)
+            for c in range(0, whole, CHUNK)]
+    outs += [step(*[_flat(x[i]) for x in lists], numbers) for i in alone[whole:]]
     if packed:
         small = [[x[i] for i in packed] for x in lists]
         flats = [torch._utils._flatten_dense_tensors(xs) for xs in small]
