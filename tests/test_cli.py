@@ -43,3 +43,10 @@ def test_bad_input_gets_one_sentence(tmp_path, capsys):
     assert "CIFAR-10: missing cifar-10-python.tar.gz" in capsys.readouterr().err
     assert main(["predict", str(tmp_path)]) == 2
     assert "no checkpoint found" in capsys.readouterr().err
+
+
+def test_a_flag_turns_off_what_a_recipe_turns_on(capsys):
+    assert main(["train", "--recipe", "cifar10_fast", "--print-config"]) == 0
+    assert "bf16: true" in capsys.readouterr().out.splitlines()
+    assert main(["train", "--recipe", "cifar10_fast", "--no-bf16", "--print-config"]) == 0
+    assert "bf16: false" in capsys.readouterr().out.splitlines()

@@ -64,11 +64,8 @@ def _train_flags(p):
     hints = typing.get_type_hints(TrainConfig)
     for name, f in TrainConfig.fields().items():
         flag, kind = "--" + name.replace("_", "-"), hints[name]
-        if kind is bool and f.default is True:
-            p.add_argument(f"--no-{name.replace('_', '-')}", dest=name, action="store_false", default=None,
-                           help=f"no {f.metadata['help']}")
-        elif kind is bool:
-            p.add_argument(flag, action="store_true", default=None, help=f.metadata["help"])
+        if kind is bool:  # --x and --no-x: a recipe may turn an option on that the command line turns off
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f.metadata["help"])
         else:
             base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
             parse = {dict: _yaml_of(dict), list: _yaml_of(list)}.get(base, base)

@@ -61,7 +61,7 @@ def test_linear_schedule_warms_up_then_falls_straight_to_min_lr():
 def test_bf16_on_a_cpu_without_native_bf16_warns_once(monkeypatch):
     monkeypatch.setattr(precision, "_warned", False)
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
-    with pytest.warns(UserWarning, match="emulated.*drop --bf16") as caught:
+    with pytest.warns(UserWarning, match="emulated.*--no-bf16") as caught:
         for _ in range(3):
             with precision.autocast("cpu", bf16=True):
                 pass

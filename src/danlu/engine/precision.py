@@ -23,5 +23,5 @@ def autocast(device_type: str, bf16: bool = False, fp16: bool = False):
     if bf16 and not _warned and not native_bf16(device_type):
         _warned = True
         warnings.warn("--bf16 on this CPU is emulated (no avx512_bf16 or AMX) and runs about 8-25x slower than "
-                      "float32; drop --bf16 to train in float32", stacklevel=2)
+                      "float32; pass --no-bf16 (or drop --bf16) to train in float32", stacklevel=2)
     return torch.autocast(device_type, dtype=torch.float16 if fp16 else torch.bfloat16)
