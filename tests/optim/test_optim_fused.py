@@ -102,10 +102,9 @@ def test_state_dict_crosses_paths_and_resumes_identically():
     assert _rel(resume(straight["fused"][1], "eager"), straight["fused"][0]) <= REL
 
 
-def test_param_groups_layouts_and_packing(monkeypatch):
+def test_param_groups_layouts_and_packing():
     # Groups with their own hyperparameters; a channels-last conv weight and a weight whose gradient is strided
-    # differently (packed, copied back) next to tensors aliased flat, with the size split low enough to see both.
-    monkeypatch.setattr(fused, "SMALL_NUMEL", 40)
+    # differently (packed, copied back) next to tensors aliased flat.
 
     class Net(nn.Module):
         def __init__(self):
@@ -138,9 +137,8 @@ def test_param_groups_layouts_and_packing(monkeypatch):
 
 
 def test_chunks_of_tensors_match_torch(monkeypatch):
-    # Every tensor aliased flat (SMALL_NUMEL 1) and three to a call: the net's four tensors are one chunk of
-    # three, of different sizes, and one single call.
-    monkeypatch.setattr(fused, "SMALL_NUMEL", 1)
+    # Three tensors to a call: the net's four tensors are one chunk of three, of different sizes, and one
+    # single call.
     monkeypatch.setattr(fused, "CHUNK", 3)
     monkeypatch.setattr(fused, "_steps", {})
     name, kw = CASES[14]  # Adam with amsgrad and weight decay: three state lists
@@ -151,8 +149,7 @@ def test_chunks_of_tensors_match_torch(monkeypatch):
 
 
 def test_swats_fused_matches_the_paper_in_chunks(monkeypatch):
-    monkeypatch.setattr(fused, "SMALL_NUMEL", 1)  # weight and bias in one chunk: the projections sum over both
-    monkeypatch.setattr(fused, "CHUNK", 2)
+    monkeypatch.setattr(fused, "CHUNK", 2)  # weight and bias in one chunk: the projections sum over both
     test_swats_fused_matches_the_paper()
 
 

@@ -9,11 +9,13 @@ numbers (lr, betas, this step's bias corrections) are run-time inputs, one float
 schedules never recompile. Compiled outside dynamo, a call costs about 7 us; a `torch.compile`d function costs
 about 28 us in guards and wrappers, which shows at ~150 tensors per step.
 
-A tensor of `SMALL_NUMEL` or more elements whose gradient and state share its dense layout runs on flat aliases,
-`CHUNK` such tensors to a call (one compiled step takes `CHUNK` tensors of any sizes, so the ~15 us a call costs
-is paid once per chunk, not per tensor; the last few of a bucket go one to a call); the others are packed into
-one flat buffer per list for one call, and copied back. If tracing or
-compiling fails, `run` warns once and returns False, and the caller runs the chain eagerly.
+A tensor whose gradient and state share its dense layout runs on flat aliases (a 1-D one as it is), `CHUNK` such
+tensors to a call: one compiled step takes `CHUNK` tensors of any sizes, so the ~10 us a call costs is paid once
+per chunk, not per tensor (the last few of a bucket go one to a call), and the compiled wrapper checks no sizes,
+since `run` builds every input. Packing small tensors into one buffer instead costs more (ViT-S's 101 biases and
+norms: ~13 us a tensor in copies in and out, ~1 us in chunks). The rest (a gradient strided unlike its tensor) are
+packed into one flat buffer per list for one call, and copied back. If tracing or compiling fails, `run` warns
+once and returns False, and the caller runs the chain eagerly.
 """
 import copy
 import functools
@@ -25,8 +27,6 @@ from .ops import Pointwise
 
 # `fused=None` fuses from this many elements per step: see ChainOptimizer and benchmarks/bench_optim.py.
 AUTO_NUMEL = 2**20
-# Below this, a call's fixed cost (~10 us) exceeds packing's extra copies (~3 extra passes over the tensor).
-SMALL_NUMEL = 2**13
 # The traced size: inductor sizes its loops' parallelism from it (a small hint gives a serial kernel).
 _HINT = 2**20
 # Tensors per call of the chunked step (ViT-S: 51 large tensors in 9 calls instead of 51).
@@ -92,7 +92,9 @@ def _trace_and_compile(pieces, names, keys, maximize, run_tile, like, n_numbers,
                 for _ in range(2 + len(keys)) for i in range(count)]
     examples.append(torch.empty(n_numbers, dtype=torch.float64, device=like.device))
     graph = make_fx(step, tracing_mode="symbolic")(*examples)
-    return torch._inductor.standalone_compile(graph, examples)
+    # no size asserts in the compiled wrapper (~1.6 us an input): `run` passes only aligned flat tensors
+    with torch._inductor.config.patch(size_asserts=False):
+        return torch._inductor.standalone_compile(graph, examples)
 
 
 def _compiled(pieces, names, keys, maximize, run_tile, like, n_numbers, count=1):
@@ -110,15 +112,14 @@ def _compiled(pieces, names, keys, maximize, run_tile, like, n_numbers, count=1)
     return _steps[key]
 
 
-def _aligned(i, lists):
-    """Whether tensor i and its gradient and state can be aliased as one flat range each, element for element."""
-    p = lists[0][i]
-    dense = p.is_contiguous() or p.is_contiguous(memory_format=torch.channels_last)
-    return dense and all(x[i].stride() == p.stride() for x in lists[1:])
-
-
-def _flat(t):
-    return t.view(-1) if t.is_contiguous() else t.as_strided((t.numel(),), (1,))  # view: the cheaper call
+def _flats(tensors):
+    """Flat aliases of a tensor, its gradient and state, element for element; None where their layouts differ."""
+    if all(t.is_contiguous() for t in tensors):  # a 1-D tensor is passed as it is: a view costs ~1 us, four a tensor
+        return tensors if tensors[0].dim() == 1 else [t.view(-1) for t in tensors]
+    p = tensors[0]
+    if p.is_contiguous(memory_format=torch.channels_last) and all(t.stride() == p.stride() for t in tensors):
+        return [t.as_strided((t.numel(),), (1,)) for t in tensors]
+    return None
 
 
 def run(pieces, keys, maximize, lists, run_tile, warn=True) -> bool:
@@ -142,15 +143,20 @@ def run(pieces, keys, maximize, lists, run_tile, warn=True) -> bool:
     numbers = torch.tensor([getattr(p, n) for p, ns in zip(pieces, names) for n in ns], dtype=torch.float64,
                            device=like.device)
     alone, packed = [], []
-    for i, p in enumerate(lists[0]):
-        (alone if p.numel() >= SMALL_NUMEL and _aligned(i, lists) else packed).append(i)
+    for i, tensors in enumerate(zip(*lists)):
+        flats = _flats(tensors)
+        if flats is None:
+            packed.append(i)
+        else:
+            alone.append(flats)
     whole = len(alone) - len(alone) % CHUNK
     chunked = _compiled(pieces, names, keys, maximize, run_tile, like, len(numbers), CHUNK) if whole else None
     if chunked is None:  # not compiled: the single-tensor step does them all
         whole = 0
-    outs = [chunked(*[_flat(x[i]) for x in lists for i in alone[c:c + CHUNK]], numbers)
+    # a chunk's arguments: its params, then its grads, then each state list
+    outs = [chunked(*[f[k] for k in range(len(lists)) for f in alone[c:c + CHUNK]], numbers)
             for c in range(0, whole, CHUNK)]
-    outs += [step(*[_flat(x[i]) for x in lists], numbers) for i in alone[whole:]]
+    outs += [step(*flats, numbers) for flats in alone[whole:]]
     if packed:
         small = [[x[i] for i in packed] for x in lists]
         flats = [torch._utils._flatten_dense_tensors(xs) for xs in small]
