@@ -85,8 +85,14 @@ class Pointwise:
 
     @staticmethod
     def lerp_(xs, ends, weight):
+        """torch's lerp, x + w (y - x) for |w| < 0.5 and y - (1 - w)(y - x) otherwise, written out so that the choice
+        of branch and its coefficient are scalar work, computed once per step, not once per element."""
+        if not isinstance(weight, torch.Tensor):
+            return Foreach.lerp_(xs, ends, weight)
         for x, y in zip(xs, ends):
-            x.lerp_(y, weight)
+            w = weight.to(torch.float64 if x.dtype == torch.float64 else torch.float32)  # as ATen: in opmath
+            small = w.abs() < 0.5
+            x.copy_(torch.where(small, x, y) + torch.where(small, w, w - 1) * (y - x))
 
     @staticmethod
     def addcmul_(xs, a, b, value=1):
