@@ -24,7 +24,7 @@ import warnings
 
 import torch
 
-from .ops import Pointwise
+from .ops import Pointwise, opmath_dtype
 
 # `fused=None` fuses from this many elements per step: see ChainOptimizer and benchmarks/bench_optim.py.
 AUTO_NUMEL = 2**20
@@ -85,10 +85,8 @@ def _split(graph, numbers):
     boundary = [n for n in graph.graph.nodes if n in scalar and any(u not in scalar for u in n.users)]
     vector_dtype = next(n.meta["val"].dtype for n in graph.graph.nodes if n.op == "placeholder")
 
-    def loop_dtype(val):  # the loop computes with float scalars in float32 unless its tensors are float64
-        if not val.is_floating_point() or vector_dtype == torch.float64:
-            return val.dtype
-        return torch.float32
+    def loop_dtype(val):  # the dtype the loop computes a float scalar in
+        return opmath_dtype(vector_dtype) if val.is_floating_point() else val.dtype
 
     prologue, env = torch.fx.Graph(), {}
     for node in graph.graph.nodes:

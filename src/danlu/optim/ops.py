@@ -35,6 +35,11 @@ class Foreach:
         return torch.stack([torch.dot(x.reshape(-1), y.reshape(-1)) for x, y in zip(xs, ys)]).sum(dtype=torch.float64)
 
 
+def opmath_dtype(dtype):
+    """The dtype CPU and CUDA kernels compute a floating `dtype` in (ATen's opmath): float64 stays, the rest float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 def _times(s, y):
     """s * y, skipping the multiply for the literal 1 (ATen's alpha / value convention: self + s * y)."""
     return y if isinstance(s, (int, float)) and s == 1 else s * y
@@ -87,12 +92,13 @@ class Pointwise:
     def lerp_(xs, ends, weight):
         """torch's lerp, x + w (y - x) for |w| < 0.5 and y - (1 - w)(y - x) otherwise, written out so that the choice
         of branch and its coefficient are scalar work, computed once per step, not once per element."""
-        if not isinstance(weight, torch.Tensor):
+        if not isinstance(weight, torch.Tensor) or not xs:
             return Foreach.lerp_(xs, ends, weight)
+        w = weight.to(opmath_dtype(xs[0].dtype))  # as ATen: the weight in the op's compute dtype
+        small = w.abs() < 0.5
+        coefficient = torch.where(small, w, w - 1)
         for x, y in zip(xs, ends):
-            w = weight.to(torch.float64 if x.dtype == torch.float64 else torch.float32)  # as ATen: in opmath
-            small = w.abs() < 0.5
-            x.copy_(torch.where(small, x, y) + torch.where(small, w, w - 1) * (y - x))
+            x.copy_(torch.where(small, x, y) + coefficient * (y - x))
 
     @staticmethod
     def addcmul_(xs, a, b, value=1):
