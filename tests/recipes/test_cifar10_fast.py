@@ -113,3 +113,19 @@ def test_cifar10_fast_trains_as_airbench94s_loop(tmp_path):
         if v.is_floating_point():
             torch.testing.assert_close(ours[k], v, rtol=1e-4, atol=1e-4 * v.abs().max().item(), msg=k)
     assert not torch.equal(ours["whiten.bias"], init["whiten.bias"])
+
+
+def test_whitening_init_samples_every_class(tmp_path):
+    """An image folder is stored class by class: the whitening init must sample the whole set, not its first
+    images (all of one class)."""
+    data = write_image_tree(tmp_path / "data", classes=3, train=32, val=2, sizes=(32, 33))
+    cfg = resolve_config(recipe="cifar10_fast", dataset="image-folder", data_dir=str(data), epochs=2, batch_size=32,
+                         bf16=False, channels_last=False, progress=False, out=str(tmp_path / "runs"))
+    trainer = build_trainer(cfg)
+    seen = []
+    trainer.model.init_from_data = seen.append
+    trainer._init_from_data(count=12)
+    loader = trainer.train_loader
+    every = trainer.batch.normalize(loader.images).flatten(1)
+    _, which = (seen[0].flatten(1)[:, None] == every[None]).all(-1).nonzero(as_tuple=True)
+    assert len(which) == 12 and set(loader.labels[which].tolist()) == {0, 1, 2}

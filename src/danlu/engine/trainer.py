@@ -250,13 +250,16 @@ class Trainer:
         return self.history
 
     def _init_from_data(self, count=5000):
-        """A data-dependent init (airbench's whitening layer) from the first `count` training images,
-        unaugmented and normalised; the EMA starts from the initialised weights."""
+        """A data-dependent init (airbench's whitening layer) from `count` training images drawn at random by
+        the run's seed, unaugmented and normalised; the EMA starts from the initialised weights. airbench takes
+        the first 5,000 of CIFAR-10's batches, already in random order; an image folder is stored class by class,
+        and its first 5,000 would all be airplanes."""
         images = getattr(self.train_loader, "images", None)
         if images is None:
             raise ValueError(f"{type(self.model).__name__} initialises itself from training images, which needs an "
                              "in-memory data set trained at its stored size (e.g. cifar10 without --img-size)")
-        x = self.batch.normalize(images[:count])
+        picked = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.cfg.seed))[:count]
+        x = self.batch.normalize(images.index_select(0, picked.to(images.device)))
         self.model.init_from_data(x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else x)
         if self.ema is not None:
             self.ema.module.load_state_dict(self.model.state_dict())
